@@ -1,0 +1,47 @@
+#!/bin/bash
+# Sets up and runs the demo: installs packages, builds, loads conf/demo into
+# an LMDB database with segsync, and starts Debian's nginx with the module on
+# 127.0.0.1:8080. Run as root on Debian 12. Running it again restarts it.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+demo=/var/lib/segedge-demo
+
+"$repo/conf/deps.sh"
+"$repo/conf/build.sh"
+
+# Workers run as www-data: they read the snapshot and need write access to
+# LMDB's lock file, so the database root is group www-data with setgid, and
+# every snapshot segsync creates below it inherits that group.
+install -d -m 0755 "$demo" "$demo/html"
+install -d -m 2775 -g www-data "$demo/db"
+cp "$repo"/conf/demo/html/* "$demo/html/"
+
+"$repo/build/segsync" import --db "$demo/db" \
+    --segments "$repo/conf/demo/segments.ndjson" \
+    --profiles "$repo/conf/demo/profiles.ndjson" --source demo
+
+sed -e "s|@MODULE@|$repo/build/nginx/objs/ngx_http_segedge_module.so|" \
+    -e "s|@DEMO@|$demo|g" "$repo/conf/nginx.conf" > "$demo/nginx.conf"
+
+if [ -f "$demo/nginx.pid" ] && kill -0 "$(cat "$demo/nginx.pid")" 2>/dev/null; then
+    /usr/sbin/nginx -c "$demo/nginx.conf" -s quit
+    while [ -f "$demo/nginx.pid" ]; do sleep 0.1; done
+fi
+/usr/sbin/nginx -t -q -c "$demo/nginx.conf"
+/usr/sbin/nginx -c "$demo/nginx.conf"
+
+cat <<TRY
+
+segedge demo running on http://127.0.0.1:8080/ (logs in $demo/)
+
+A visitor the snapshot knows (segments vip, newsletter):
+  curl -si -b segedge_id=demo-vip-visitor http://127.0.0.1:8080/ | grep -i '^x-segedge'
+
+An anonymous visitor nobody has seen (no segments):
+  curl -si -b segedge_id=someone-new http://127.0.0.1:8080/ | grep -i '^x-segedge'
+
+Publish a changed snapshot and see it without a reload:
+  $repo/build/segsync import --db $demo/db --segments $repo/conf/demo/segments.ndjson --profiles $repo/conf/demo/profiles.ndjson
+
+Stop it:  /usr/sbin/nginx -c $demo/nginx.conf -s quit
+TRY

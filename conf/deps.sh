@@ -1,0 +1,24 @@
+#!/bin/bash
+# Installs the Debian 12 packages segedge needs to build, demo and test.
+# Idempotent: runs apt-get only when something is missing.
+set -euo pipefail
+
+packages=(
+    # build: nginx's module build needs the same libraries nginx was built with
+    g++ cmake make pkg-config nginx nginx-dev libpcre2-dev libssl-dev zlib1g-dev
+    liblmdb-dev lmdb-utils nlohmann-json3-dev catch2
+    # tests
+    perl curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "segedge: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

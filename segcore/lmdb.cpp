@@ -1,0 +1,85 @@
+#include "segcore/lmdb.h"
+
+#include "segcore/schema.h"
+
+namespace segcore {
+
+LmdbError::LmdbError(std::string_view what, int code)
+    : std::runtime_error(std::string(what) + ": " + mdb_strerror(code)), code_(code) {}
+
+void check_lmdb(int rc, std::string_view what) {
+    if (rc != MDB_SUCCESS) throw LmdbError(what, rc);
+}
+
+Env::Env(const std::string& path, const Options& options) {
+    check_lmdb(mdb_env_create(&env_), "mdb_env_create");
+    try {
+        check_lmdb(mdb_env_set_maxdbs(env_, schema::kMaxDbs), "mdb_env_set_maxdbs");
+        if (options.map_size)
+            check_lmdb(mdb_env_set_mapsize(env_, options.map_size), "mdb_env_set_mapsize");
+        if (options.max_readers)
+            check_lmdb(mdb_env_set_maxreaders(env_, options.max_readers), "mdb_env_set_maxreaders");
+        check_lmdb(mdb_env_open(env_, path.c_str(), options.flags, options.mode),
+                   "mdb_env_open " + path);
+    } catch (...) {
+        mdb_env_close(env_);
+        throw;
+    }
+}
+
+Env::~Env() { mdb_env_close(env_); }
+
+int Env::clear_stale_readers() {
+    int dead = 0;
+    check_lmdb(mdb_reader_check(env_, &dead), "mdb_reader_check");
+    return dead;
+}
+
+Txn::Txn(const Env& env, unsigned flags) {
+    check_lmdb(mdb_txn_begin(env.get(), nullptr, flags, &txn_), "mdb_txn_begin");
+}
+
+Txn::~Txn() {
+    if (txn_) mdb_txn_abort(txn_);
+}
+
+MDB_dbi Txn::open_db(const char* name, unsigned flags) {
+    MDB_dbi dbi = 0;
+    check_lmdb(mdb_dbi_open(txn_, name, flags, &dbi), std::string("mdb_dbi_open ") + name);
+    return dbi;
+}
+
+std::optional<std::string_view> Txn::get(MDB_dbi dbi, std::string_view key) const {
+    MDB_val k = as_val(key), v{};
+    int rc = mdb_get(txn_, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND) return std::nullopt;
+    check_lmdb(rc, "mdb_get");
+    return as_view(v);
+}
+
+void Txn::put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags) {
+    MDB_val k = as_val(key), v = as_val(value);
+    check_lmdb(mdb_put(txn_, dbi, &k, &v, flags), "mdb_put");
+}
+
+void Txn::commit() {
+    MDB_txn* txn = txn_;
+    txn_ = nullptr;
+    check_lmdb(mdb_txn_commit(txn), "mdb_txn_commit");
+}
+
+Cursor::Cursor(const Txn& txn, MDB_dbi dbi) {
+    check_lmdb(mdb_cursor_open(txn.get(), dbi, &cursor_), "mdb_cursor_open");
+}
+
+Cursor::~Cursor() { mdb_cursor_close(cursor_); }
+
+bool Cursor::next() {
+    int rc = mdb_cursor_get(cursor_, &key_, &value_, started_ ? MDB_NEXT : MDB_FIRST);
+    started_ = true;
+    if (rc == MDB_NOTFOUND) return false;
+    check_lmdb(rc, "mdb_cursor_get");
+    return true;
+}
+
+}  // namespace segcore

@@ -1,0 +1,159 @@
+#include "segcore/schema.h"
+
+#include <cstring>
+
+namespace segcore::schema {
+namespace {
+
+void put_le(std::string& out, std::uint64_t value, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
+std::uint64_t get_le(const char* p, int bytes) {
+    std::uint64_t value = 0;
+    for (int i = 0; i < bytes; ++i)
+        value |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+    return value;
+}
+
+void put_text(std::string& out, std::string_view text) {
+    put_le(out, text.size(), 2);
+    out.append(text);
+}
+
+// Reads a u16-length-prefixed string, advancing `bytes`.
+std::optional<std::string> take_text(std::string_view& bytes) {
+    if (bytes.size() < 2) return std::nullopt;
+    auto len = static_cast<std::size_t>(get_le(bytes.data(), 2));
+    bytes.remove_prefix(2);
+    if (bytes.size() < len) return std::nullopt;
+    std::string text(bytes.substr(0, len));
+    bytes.remove_prefix(len);
+    return text;
+}
+
+}  // namespace
+
+std::optional<VisitorKind> parse_visitor_kind(std::string_view text) {
+    if (text == "anonymous") return VisitorKind::anonymous;
+    if (text == "known") return VisitorKind::known;
+    return std::nullopt;
+}
+
+std::string_view to_string(VisitorKind kind) {
+    return kind == VisitorKind::known ? "known" : "anonymous";
+}
+
+std::size_t encode_visitor_key(VisitorKind kind, std::string_view id, char* out) {
+    if (id.empty() || id.size() > kMaxVisitorIdSize) return 0;
+    out[0] = static_cast<char>(kind);
+    std::memcpy(out + 1, id.data(), id.size());
+    return id.size() + 1;
+}
+
+std::optional<VisitorKind> decode_visitor_key_kind(std::string_view key) {
+    if (key.size() < 2) return std::nullopt;
+    if (key[0] == static_cast<char>(VisitorKind::anonymous)) return VisitorKind::anonymous;
+    if (key[0] == static_cast<char>(VisitorKind::known)) return VisitorKind::known;
+    return std::nullopt;
+}
+
+bool is_valid_segment_name(std::string_view name) {
+    if (name.empty() || name.size() > kMaxSegmentNameSize) return false;
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+bool operator==(const SegmentDef& a, const SegmentDef& b) {
+    return a.id == b.id && a.name == b.name && a.description == b.description &&
+           a.owner == b.owner && a.priority == b.priority;
+}
+
+std::string encode_segment_key(std::uint32_t id) {
+    std::string key(4, '\0');
+    for (int i = 0; i < 4; ++i) key[i] = static_cast<char>((id >> (8 * (3 - i))) & 0xff);
+    return key;
+}
+
+std::optional<std::uint32_t> decode_segment_key(std::string_view key) {
+    if (key.size() != 4) return std::nullopt;
+    std::uint32_t id = 0;
+    for (char c : key) id = (id << 8) | static_cast<unsigned char>(c);
+    return id;
+}
+
+// Layout: i32 priority, then name, description, owner as u16-length text.
+std::string encode_segment(const SegmentDef& def) {
+    std::string out;
+    put_le(out, static_cast<std::uint32_t>(def.priority), 4);
+    put_text(out, def.name);
+    put_text(out, def.description);
+    put_text(out, def.owner);
+    return out;
+}
+
+std::optional<SegmentDef> decode_segment(std::uint32_t id, std::string_view bytes) {
+    if (bytes.size() < 4) return std::nullopt;
+    SegmentDef def;
+    def.id = id;
+    def.priority = static_cast<std::int32_t>(static_cast<std::uint32_t>(get_le(bytes.data(), 4)));
+    bytes.remove_prefix(4);
+    auto name = take_text(bytes);
+    auto description = take_text(bytes);
+    auto owner = take_text(bytes);
+    if (!name || !description || !owner || !bytes.empty()) return std::nullopt;
+    if (!is_valid_segment_name(*name)) return std::nullopt;
+    def.name = std::move(*name);
+    def.description = std::move(*description);
+    def.owner = std::move(*owner);
+    return def;
+}
+
+std::string encode_profile(const std::vector<std::uint32_t>& segment_ids) {
+    std::string out;
+    put_le(out, segment_ids.size(), 2);
+    for (auto id : segment_ids) put_le(out, id, 4);
+    return out;
+}
+
+std::optional<std::size_t> profile_segment_count(std::string_view bytes) {
+    if (bytes.size() < 2) return std::nullopt;
+    auto count = static_cast<std::size_t>(get_le(bytes.data(), 2));
+    if (count > kMaxSegmentsPerProfile || bytes.size() != 2 + 4 * count) return std::nullopt;
+    return count;
+}
+
+std::size_t decode_profile(std::string_view bytes, std::uint32_t* out, std::size_t out_capacity) {
+    auto count = static_cast<std::size_t>(get_le(bytes.data(), 2));
+    if (count > out_capacity) count = out_capacity;
+    for (std::size_t i = 0; i < count; ++i)
+        out[i] = static_cast<std::uint32_t>(get_le(bytes.data() + 2 + 4 * i, 4));
+    return count;
+}
+
+std::string encode_u64(std::uint64_t value) {
+    std::string out;
+    put_le(out, value, 8);
+    return out;
+}
+
+std::optional<std::uint64_t> decode_u64(std::string_view bytes) {
+    if (bytes.size() != 8) return std::nullopt;
+    return get_le(bytes.data(), 8);
+}
+
+std::string encode_u32(std::uint32_t value) {
+    std::string out;
+    put_le(out, value, 4);
+    return out;
+}
+
+std::optional<std::uint32_t> decode_u32(std::string_view bytes) {
+    if (bytes.size() != 4) return std::nullopt;
+    return static_cast<std::uint32_t>(get_le(bytes.data(), 4));
+}
+
+}  // namespace segcore::schema

@@ -1,0 +1,111 @@
+#include "sync/import.h"
+
+#include <ctime>
+
+#include "segcore/layout.h"
+#include "segcore/lmdb.h"
+#include "sync/progress.h"
+#include "sync/sources.h"
+#include "sync/validate.h"
+#include "sync/write.h"
+
+namespace segsync {
+namespace {
+
+// "db/" and "db" name the same root; keep messages and paths free of "//".
+std::string root_of(std::string db) {
+    while (db.size() > 1 && db.back() == '/') db.pop_back();
+    return db;
+}
+
+Catalogue read_catalogue(NdjsonReader& reader) {
+    Catalogue catalogue;
+    Record record;
+    while (reader.next(record)) catalogue.add(record.object, reader.where());
+    return catalogue;
+}
+
+[[noreturn]] void reject_duplicate(const NdjsonReader& reader, const Visitor& visitor) {
+    std::string message = "duplicate visitor: " +
+                          std::string(segcore::schema::to_string(visitor.kind)) + " id " +
+                          quote(visitor.id);
+    if (auto first = find_profile_line(reader.path(), visitor, reader.lines()))
+        message += " (first on line " + std::to_string(*first) + ")";
+    throw ImportError(reader.where(), message);
+}
+
+// Returns the number of profiles written.
+std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
+                           SnapshotWriter& writer, std::ostream* progress_out) {
+    Progress progress(progress_out, reader.path(), reader.size());
+    std::size_t count = 0;
+    Record record;
+    try {
+        while (reader.next(record)) {
+            Profile profile = parse_profile(record.object, catalogue, reader.where());
+            if (!writer.put_profile(profile)) reject_duplicate(reader, profile.visitor);
+            ++count;
+            progress.update(reader.lines(), reader.offset());
+        }
+    } catch (const segcore::LmdbError& e) {  // MDB_MAP_FULL, I/O errors
+        throw ImportError(reader.where(), e.what());
+    }
+    progress.finish(reader.lines(), reader.offset());
+    return count;
+}
+
+SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& options,
+                                   std::uint64_t generation, const Catalogue& catalogue,
+                                   NdjsonReader& profiles, std::uint64_t input_bytes) {
+    SnapshotExpectation expected;
+    expected.meta.schema_version = segcore::schema::kVersion;
+    expected.meta.generation = generation;
+    expected.meta.built_at = static_cast<std::uint64_t>(std::time(nullptr));
+    expected.meta.source = options.source;
+    SnapshotWriter writer(dir, map_size_for(input_bytes));
+    writer.put_meta(expected.meta);
+    for (const auto& def : catalogue.segments()) writer.put_segment(def);
+    expected.segments = catalogue.segments().size();
+    expected.profiles = write_profiles(profiles, catalogue, writer, options.progress);
+    writer.finish();
+    return expected;
+}
+
+ImportResult import_locked(const std::string& root, const ImportOptions& options,
+                           const Catalogue& catalogue, NdjsonReader& segments,
+                           NdjsonReader& profiles) {
+    ImportResult result;
+    result.generation = next_generation(root);
+    StagingDir staging(root);
+    SnapshotExpectation expected =
+        build_snapshot(staging.path(), options, result.generation, catalogue, profiles,
+                       segments.size() + profiles.size());
+    verify_snapshot(staging.path(), expected);
+    std::string name = staging.publish(result.generation);
+    result.segments = expected.segments;
+    result.profiles = expected.profiles;
+    result.snapshot_path = segcore::layout::snapshots_dir(root) + "/" + name;
+    return result;
+}
+
+}  // namespace
+
+ImportResult run_import(const ImportOptions& options) {
+    std::string root = root_of(options.db);
+    // Inputs are opened and the small segments file checked before touching
+    // the database, so a typo in a path changes nothing.
+    NdjsonReader segments(options.segments_path);
+    NdjsonReader profiles(options.profiles_path);
+    Catalogue catalogue = read_catalogue(segments);
+    prepare_root(root);
+    WriterLock lock(root);
+    try {
+        ImportResult result = import_locked(root, options, catalogue, segments, profiles);
+        result.prune = prune_snapshots(root, options.keep);
+        return result;
+    } catch (const segcore::LmdbError& e) {  // creating or committing the environment
+        throw ImportError(e.what());
+    }
+}
+
+}  // namespace segsync

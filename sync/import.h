@@ -1,0 +1,37 @@
+// `segsync import`: segments + profiles NDJSON files -> one new published
+// snapshot, all or nothing. The stages live in sources (read), validate
+// (check), write (build + verify) and publish (lock, flip, prune).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include "sync/error.h"
+#include "sync/publish.h"
+
+namespace segsync {
+
+struct ImportOptions {
+    std::string db;             // the root nginx's segedge_db points to
+    std::string segments_path;  // NDJSON, one segment definition per line
+    std::string profiles_path;  // NDJSON, one visitor per line; streamed
+    std::string source = "import";
+    unsigned keep = 2;                  // snapshots kept, counting the new one
+    std::ostream* progress = nullptr;   // a terminal to draw progress on
+};
+
+struct ImportResult {
+    std::uint64_t generation = 0;
+    std::size_t segments = 0;
+    std::size_t profiles = 0;
+    std::string snapshot_path;  // DB/snapshots/NAME
+    PruneReport prune;
+};
+
+// Throws ImportError ("FILE:LINE: message" for bad input). On a throw,
+// DB/current is exactly as it was and no staging directory is left.
+ImportResult run_import(const ImportOptions& options);
+
+}  // namespace segsync

@@ -1,0 +1,186 @@
+#include "sync/validate.h"
+
+#include <algorithm>
+#include <climits>
+#include <initializer_list>
+
+#include "segcore/cookie.h"
+#include "sync/sources.h"
+
+namespace segsync {
+namespace {
+
+using nlohmann::json;
+namespace schema = segcore::schema;
+
+std::string field_name(std::string_view name) { return "field \"" + std::string(name) + "\""; }
+
+// Strict on purpose: an unknown field is almost always a typo of a known one,
+// and silently ignoring it would drop data.
+void check_fields(const json& object, std::initializer_list<std::string_view> allowed,
+                  const Location& where) {
+    for (const auto& item : object.items()) {
+        if (std::find(allowed.begin(), allowed.end(), item.key()) != allowed.end()) continue;
+        std::string names;
+        for (auto name : allowed) names += (names.empty() ? "" : ", ") + std::string(name);
+        throw ImportError(where, "unknown field " + quote(item.key()) + " (allowed: " + names + ")");
+    }
+}
+
+const json& required(const json& object, std::string_view name, const Location& where) {
+    auto it = object.find(name);
+    if (it == object.end()) throw ImportError(where, "missing " + field_name(name));
+    return *it;
+}
+
+const std::string& as_string(const json& value, std::string_view name, const Location& where) {
+    if (!value.is_string())
+        throw ImportError(where, field_name(name) + " must be a string, got " + value.type_name());
+    return value.get_ref<const std::string&>();
+}
+
+std::string optional_text(const json& object, std::string_view name, const Location& where) {
+    auto it = object.find(name);
+    if (it == object.end()) return {};
+    const std::string& text = as_string(*it, name, where);
+    if (text.size() > kMaxSegmentTextSize)
+        throw ImportError(where, field_name(name) + " is " + std::to_string(text.size()) +
+                                     " bytes, at most " + std::to_string(kMaxSegmentTextSize));
+    return text;
+}
+
+std::int32_t priority(const json& object, const Location& where) {
+    auto it = object.find("priority");
+    if (it == object.end()) return 0;
+    if (!it->is_number_integer())
+        throw ImportError(where, field_name("priority") + " must be an integer, got " +
+                                     (it->is_number() ? std::string("a fraction") : it->type_name()));
+    bool fits = it->is_number_unsigned() ? it->get<std::uint64_t>() <= INT32_MAX
+                                         : it->get<std::int64_t>() >= INT32_MIN &&
+                                               it->get<std::int64_t>() <= INT32_MAX;
+    if (!fits)
+        throw ImportError(where, field_name("priority") + " " + it->dump() +
+                                     " does not fit in a 32-bit signed integer");
+    return static_cast<std::int32_t>(it->get<std::int64_t>());
+}
+
+std::string segment_name(const json& object, const Location& where) {
+    const std::string& name = as_string(required(object, "name", where), "name", where);
+    if (!schema::is_valid_segment_name(name))
+        throw ImportError(where, "invalid segment name " + quote(name) + ": use 1.." +
+                                     std::to_string(schema::kMaxSegmentNameSize) +
+                                     " characters of a-z, 0-9, _ and -");
+    return name;
+}
+
+void check_visitor_id(const Visitor& visitor, const Location& where) {
+    if (visitor.id.empty()) throw ImportError(where, field_name("id") + " must not be empty");
+    // Length first: a long anonymous id should hear about the LMDB limit, not
+    // about the cookie syntax.
+    if (visitor.id.size() > schema::kMaxVisitorIdSize)
+        throw ImportError(where, "key too long: " + std::to_string(visitor.id.size() + 1) +
+                                     " bytes (id of " + std::to_string(visitor.id.size()) +
+                                     "), LMDB keys are limited to " +
+                                     std::to_string(schema::kMaxKeySize) + " bytes (1 type byte + " +
+                                     std::to_string(schema::kMaxVisitorIdSize) + ")");
+    if (visitor.kind == schema::VisitorKind::anonymous && !segcore::is_visitor_id(visitor.id))
+        throw ImportError(where, "anonymous id " + quote(visitor.id) +
+                                     " can never match a cookie: use 1.." +
+                                     std::to_string(segcore::kMaxVisitorIdLength) +
+                                     " characters of A-Z, a-z, 0-9, _ and -");
+}
+
+Visitor parse_visitor(const json& object, const Location& where) {
+    Visitor visitor;
+    visitor.id = as_string(required(object, "id", where), "id", where);
+    const std::string& kind = as_string(required(object, "kind", where), "kind", where);
+    auto parsed = schema::parse_visitor_kind(kind);
+    if (!parsed)
+        throw ImportError(where, field_name("kind") + " must be \"anonymous\" or \"known\", got " +
+                                     quote(kind));
+    visitor.kind = *parsed;
+    check_visitor_id(visitor, where);
+    return visitor;
+}
+
+std::vector<std::uint32_t> segment_ids(const json& object, const Catalogue& catalogue,
+                                       const Location& where) {
+    const json& names = required(object, "segments", where);
+    if (!names.is_array())
+        throw ImportError(where, field_name("segments") + " must be an array of segment names, got " +
+                                     names.type_name());
+    if (names.size() > schema::kMaxSegmentsPerProfile)
+        throw ImportError(where, "too many segments: " + std::to_string(names.size()) +
+                                     ", at most " + std::to_string(schema::kMaxSegmentsPerProfile));
+    std::vector<std::uint32_t> ids;
+    ids.reserve(names.size());
+    for (const auto& name : names) {
+        auto id = catalogue.find(as_string(name, "segments[]", where));
+        if (!id) throw ImportError(where, "unknown segment " + quote(name.get<std::string>()));
+        ids.push_back(*id);
+    }
+    catalogue.order(ids);
+    // Ordered, so a repeat is adjacent.
+    auto repeat = std::adjacent_find(ids.begin(), ids.end());
+    if (repeat != ids.end())
+        throw ImportError(where, "segment " + quote(catalogue.segments()[*repeat - 1].name) +
+                                     " listed twice");
+    return ids;
+}
+
+}  // namespace
+
+void Catalogue::add(const json& object, const Location& where) {
+    check_fields(object, {"name", "description", "owner", "priority"}, where);
+    schema::SegmentDef def;
+    def.name = segment_name(object, where);
+    def.description = optional_text(object, "description", where);
+    def.owner = optional_text(object, "owner", where);
+    def.priority = priority(object, where);
+    def.id = static_cast<std::uint32_t>(segments_.size() + 1);
+    auto [it, inserted] = ids_.emplace(def.name, def.id);
+    if (!inserted)
+        throw ImportError(where, "duplicate segment " + quote(def.name) + " (first defined on line " +
+                                     std::to_string(lines_[it->second - 1]) + ")");
+    segments_.push_back(std::move(def));
+    lines_.push_back(where.line);
+}
+
+std::optional<std::uint32_t> Catalogue::find(std::string_view name) const {
+    auto it = ids_.find(name);
+    if (it == ids_.end()) return std::nullopt;
+    return it->second;
+}
+
+void Catalogue::order(std::vector<std::uint32_t>& ids) const {
+    std::sort(ids.begin(), ids.end(), [this](std::uint32_t a, std::uint32_t b) {
+        if (by_id(a).priority != by_id(b).priority) return by_id(a).priority > by_id(b).priority;
+        return a < b;
+    });
+}
+
+Profile parse_profile(const json& object, const Catalogue& catalogue, const Location& where) {
+    check_fields(object, {"id", "kind", "segments"}, where);
+    Profile profile;
+    profile.visitor = parse_visitor(object, where);
+    profile.segment_ids = segment_ids(object, catalogue, where);
+    return profile;
+}
+
+std::optional<std::size_t> find_profile_line(const std::string& path, const Visitor& visitor,
+                                             std::size_t before) {
+    try {
+        NdjsonReader reader(path);
+        Record record;
+        while (reader.next(record) && record.line < before) {
+            Visitor seen = parse_visitor(record.object, reader.where());
+            if (seen.kind == visitor.kind && seen.id == visitor.id) return record.line;
+        }
+    } catch (const ImportError&) {
+        // The file changed under us; the caller reports the duplicate without
+        // the earlier line.
+    }
+    return std::nullopt;
+}
+
+}  // namespace segsync

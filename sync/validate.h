@@ -1,0 +1,67 @@
+// Stage 2: field rules for one record and the cross-record rules that need
+// the segment catalogue. Everything the module relies on without checking
+// per request (segment names, visitor id syntax, key sizes, list bounds) is
+// enforced here, at import time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "segcore/schema.h"
+#include "sync/error.h"
+
+namespace segsync {
+
+inline constexpr std::size_t kMaxSegmentTextSize = 1024;  // description, owner
+
+// The segments file, validated, with ids 1..n in file order.
+class Catalogue {
+public:
+    // Validates one segments-file record and gives it the next id. Throws
+    // ImportError at `where` (bad field, unknown field, duplicate name).
+    void add(const nlohmann::json& object, const Location& where);
+
+    const std::vector<segcore::schema::SegmentDef>& segments() const noexcept { return segments_; }
+    std::optional<std::uint32_t> find(std::string_view name) const;
+    // Sorts ids into stored order: priority descending, then id ascending,
+    // so the module can take the first n without comparing anything.
+    void order(std::vector<std::uint32_t>& ids) const;
+
+private:
+    const segcore::schema::SegmentDef& by_id(std::uint32_t id) const { return segments_[id - 1]; }
+
+    std::vector<segcore::schema::SegmentDef> segments_;
+    std::map<std::string, std::uint32_t, std::less<>> ids_;
+    std::vector<std::size_t> lines_;  // definition line per id, for duplicates
+};
+
+struct Visitor {
+    segcore::schema::VisitorKind kind = segcore::schema::VisitorKind::anonymous;
+    std::string id;
+};
+
+struct Profile {
+    Visitor visitor;
+    std::vector<std::uint32_t> segment_ids;  // stored order
+};
+
+// Validates one profiles-file record against the catalogue. Throws
+// ImportError at `where`.
+Profile parse_profile(const nlohmann::json& object, const Catalogue& catalogue,
+                      const Location& where);
+
+// The line of the first profile for `visitor` in `path` before line `before`,
+// found by reading the file again. Only called on the error path, so the
+// import itself never keeps visitor ids in memory.
+std::optional<std::size_t> find_profile_line(const std::string& path, const Visitor& visitor,
+                                             std::size_t before);
+
+}  // namespace segsync

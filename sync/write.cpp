@@ -1,0 +1,108 @@
+#include "sync/write.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "sync/error.h"
+
+namespace segsync {
+namespace {
+
+namespace schema = segcore::schema;
+
+constexpr std::size_t kMinMapSize = std::size_t{1} << 30;
+constexpr unsigned kMaxReaders = 1024;  // nginx workers x snapshots they may hold
+
+void set_mode(const std::string& path, mode_t mode) {
+    if (chmod(path.c_str(), mode) != 0) throw system_error("chmod " + path);
+}
+
+std::string mismatch(const std::string& what, std::uint64_t wrote, std::uint64_t read) {
+    return what + ": wrote " + std::to_string(wrote) + ", read back " + std::to_string(read);
+}
+
+// The first difference between the snapshot in `dir` and `expected`, or "".
+std::string compare(const std::string& dir, const SnapshotExpectation& expected) {
+    segcore::Snapshot snapshot(dir);
+    segcore::SnapshotCounts counts = snapshot.verify();
+    const auto& meta = snapshot.meta();
+    if (meta.schema_version != expected.meta.schema_version)
+        return mismatch("schema_version", expected.meta.schema_version, meta.schema_version);
+    if (meta.generation != expected.meta.generation)
+        return mismatch("generation", expected.meta.generation, meta.generation);
+    if (meta.source != expected.meta.source)
+        return "source: wrote " + quote(expected.meta.source) + ", read back " + quote(meta.source);
+    if (counts.segments != expected.segments)
+        return mismatch("segments", expected.segments, counts.segments);
+    if (counts.profiles != expected.profiles)
+        return mismatch("profiles", expected.profiles, counts.profiles);
+    return {};
+}
+
+}  // namespace
+
+std::size_t map_size_for(std::uint64_t input_bytes) {
+    return std::max<std::size_t>(kMinMapSize, static_cast<std::size_t>(input_bytes) * 4);
+}
+
+SnapshotWriter::SnapshotWriter(const std::string& dir, std::size_t map_size) : dir_(dir) {
+    segcore::Env::Options options;
+    // Default flags on purpose: no NOSYNC/WRITEMAP/MAPASYNC, so a commit is
+    // on disk before the snapshot can be published.
+    options.flags = 0;
+    options.map_size = map_size;
+    options.max_readers = kMaxReaders;
+    options.mode = 0660;
+    env_ = std::make_unique<segcore::Env>(dir, options);
+    txn_ = std::make_unique<segcore::Txn>(*env_, 0);
+    meta_db_ = txn_->open_db(schema::kMetaDb, MDB_CREATE);
+    segments_db_ = txn_->open_db(schema::kSegmentsDb, MDB_CREATE);
+    profiles_db_ = txn_->open_db(schema::kProfilesDb, MDB_CREATE);
+}
+
+void SnapshotWriter::put_meta(const segcore::SnapshotMeta& meta) {
+    txn_->put(meta_db_, schema::kMetaSchemaVersion, schema::encode_u32(meta.schema_version));
+    txn_->put(meta_db_, schema::kMetaGeneration, schema::encode_u64(meta.generation));
+    txn_->put(meta_db_, schema::kMetaBuiltAt, schema::encode_u64(meta.built_at));
+    txn_->put(meta_db_, schema::kMetaSource, meta.source);
+}
+
+void SnapshotWriter::put_segment(const schema::SegmentDef& def) {
+    txn_->put(segments_db_, schema::encode_segment_key(def.id), schema::encode_segment(def));
+}
+
+bool SnapshotWriter::put_profile(const Profile& profile) {
+    char key[schema::kMaxKeySize];
+    std::size_t size = schema::encode_visitor_key(profile.visitor.kind, profile.visitor.id, key);
+    if (size == 0) throw ImportError("internal error: unvalidated visitor id");
+    try {
+        txn_->put(profiles_db_, std::string_view(key, size),
+                  schema::encode_profile(profile.segment_ids), MDB_NOOVERWRITE);
+    } catch (const segcore::LmdbError& e) {
+        if (e.code() == MDB_KEYEXIST) return false;
+        throw;
+    }
+    return true;
+}
+
+void SnapshotWriter::finish() {
+    txn_->commit();
+    txn_.reset();
+    env_.reset();
+    // Workers only read data.mdb but must register in lock.mdb's reader table.
+    set_mode(dir_ + "/data.mdb", 0640);
+    set_mode(dir_ + "/lock.mdb", 0660);
+}
+
+void verify_snapshot(const std::string& dir, const SnapshotExpectation& expected) {
+    std::string problem;
+    try {
+        problem = compare(dir, expected);
+    } catch (const std::runtime_error& e) {  // SnapshotError, LmdbError
+        problem = e.what();
+    }
+    if (!problem.empty()) throw ImportError("verify " + dir + ": " + problem);
+}
+
+}  // namespace segsync

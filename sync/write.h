@@ -1,0 +1,58 @@
+// Stage 3: build one complete LMDB environment in a staging directory, in a
+// single write transaction, then reopen it the way the module will and check
+// it before anything is published.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "segcore/lmdb.h"
+#include "segcore/schema.h"
+#include "segcore/snapshot.h"
+#include "sync/validate.h"
+
+namespace segsync {
+
+// Room for the whole import: LMDB fails with MDB_MAP_FULL rather than grow.
+// The file stays sparse, so a generous map costs address space, not disk.
+std::size_t map_size_for(std::uint64_t input_bytes);
+
+class SnapshotWriter {
+public:
+    // Creates the environment in `dir`, which must exist and be empty.
+    SnapshotWriter(const std::string& dir, std::size_t map_size);
+
+    void put_meta(const segcore::SnapshotMeta& meta);
+    void put_segment(const segcore::schema::SegmentDef& def);
+    // false when this visitor is already in the snapshot; found by LMDB
+    // (MDB_NOOVERWRITE), so no id set is kept in memory.
+    bool put_profile(const Profile& profile);
+    // Commits, closes the environment and sets the modes nginx workers need.
+    void finish();
+
+private:
+    std::string dir_;
+    // Declared before txn_ so the transaction is gone before the env closes.
+    std::unique_ptr<segcore::Env> env_;
+    std::unique_ptr<segcore::Txn> txn_;
+    MDB_dbi meta_db_ = 0;
+    MDB_dbi segments_db_ = 0;
+    MDB_dbi profiles_db_ = 0;
+};
+
+struct SnapshotExpectation {
+    segcore::SnapshotMeta meta;
+    std::size_t segments = 0;
+    std::size_t profiles = 0;
+};
+
+// Opens `dir` with segcore::Snapshot (the reader the module uses), walks all
+// of it and compares with what was written. Throws ImportError on any
+// difference.
+void verify_snapshot(const std::string& dir, const SnapshotExpectation& expected);
+
+}  // namespace segsync

@@ -1,0 +1,588 @@
+// segsync import, end to end through segsync::run_import: each test builds
+// its own database root under /tmp from small NDJSON strings and reads the
+// result back with segcore::Snapshot, the reader the module uses.
+//
+// LMDB must not open one environment twice in a process, so every Snapshot
+// a test opens is closed before the next import (which may open or prune it).
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "segcore/snapshot.h"
+#include "snapshot_fixture.h"
+#include "sync/import.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace schema = segcore::schema;
+using schema::VisitorKind;
+
+class TempDir {
+public:
+    TempDir() {
+        char pattern[] = "/tmp/segsync-test-XXXXXX";
+        if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp failed");
+        path_ = pattern;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+std::string write_file(const std::string& path, const std::string& text) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+    return path;
+}
+
+// ids: vip 1, newsletter 2, cart_abandoner 3, tie 4 (the blank line is skipped).
+const std::string kSegments =
+    R"({"name":"vip","description":"Lifetime value over 1000","owner":"crm-team","priority":100})"
+    "\n"
+    R"({"name":"newsletter","priority":5})"
+    "\n\n"
+    R"({"name":"cart_abandoner","description":"Left a cart","priority":50})"
+    "\n"
+    R"({"name":"tie","owner":"growth","priority":5})"
+    "\n";
+
+const std::string kProfiles =
+    R"({"id":"v-1001","kind":"anonymous","segments":["newsletter","tie","vip","cart_abandoner"]})"
+    "\n"
+    R"({"id":"v-1001","kind":"known","segments":["tie"]})"
+    "\n"
+    R"({"id":"cust-42","kind":"known","segments":[]})"
+    "\n"
+    R"({"id":"v-1002","kind":"anonymous","segments":["newsletter"]})"
+    "\n";
+
+struct ImportFixture {
+    TempDir tmp;
+    std::string db = tmp.path() + "/db";
+    std::string segments = write_file(tmp.path() + "/segments.ndjson", kSegments);
+    std::string profiles = write_file(tmp.path() + "/profiles.ndjson", kProfiles);
+    unsigned keep = 2;
+
+    segsync::ImportOptions options() const {
+        segsync::ImportOptions o;
+        o.db = db;
+        o.segments_path = segments;
+        o.profiles_path = profiles;
+        o.keep = keep;
+        return o;
+    }
+    segsync::ImportResult import() const { return segsync::run_import(options()); }
+};
+
+std::string error_of(const segsync::ImportOptions& options) {
+    try {
+        segsync::run_import(options);
+    } catch (const segsync::ImportError& e) {
+        return e.what();
+    }
+    FAIL("import succeeded but should have failed");
+    return {};
+}
+
+std::string current_target(const std::string& db) {
+    std::error_code ec;
+    return fs::read_symlink(db + "/current", ec).string();
+}
+
+std::uint64_t current_generation(const std::string& db) {
+    return segcore::Snapshot(db + "/current").meta().generation;
+}
+
+std::vector<std::string> entries(const std::string& dir, const std::string& prefix) {
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+        std::string name = entry.path().filename().string();
+        if (name.rfind(prefix, 0) == 0) names.push_back(name);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+std::vector<std::uint32_t> lookup(segcore::Snapshot& snapshot, VisitorKind kind,
+                                  const std::string& id) {
+    std::uint32_t ids[schema::kMaxSegmentsPerProfile];
+    std::size_t n = snapshot.lookup(kind, id, ids, schema::kMaxSegmentsPerProfile);
+    return std::vector<std::uint32_t>(ids, ids + n);
+}
+
+unsigned mode_of(const std::string& path) {
+    struct stat st;
+    REQUIRE(stat(path.c_str(), &st) == 0);
+    return st.st_mode & 07777;
+}
+
+std::string profile_line(const std::string& id, const std::string& kind,
+                         const std::string& segments) {
+    return R"({"id":")" + id + R"(","kind":")" + kind + R"(","segments":[)" + segments + "]}\n";
+}
+
+}  // namespace
+
+TEST_CASE("import publishes a snapshot the module can read", "[import]") {
+    ImportFixture f;
+    auto options = f.options();
+    options.source = "crm-export-2024-05-01";
+    auto result = segsync::run_import(options);
+
+    CHECK(result.generation == 1);
+    CHECK(result.segments == 4);
+    CHECK(result.profiles == 4);
+    std::string target = current_target(f.db);
+    CHECK(target.rfind("snapshots/snap-0000000001-", 0) == 0);
+    CHECK(f.db + "/" + target == result.snapshot_path);
+
+    segcore::Snapshot snapshot(f.db + "/current");
+    CHECK(snapshot.meta().generation == 1);
+    CHECK(snapshot.meta().schema_version == schema::kVersion);
+    CHECK(snapshot.meta().source == "crm-export-2024-05-01");
+    REQUIRE(snapshot.segment(1));
+    CHECK(snapshot.segment(1)->name == "vip");
+    CHECK(snapshot.segment(1)->description == "Lifetime value over 1000");
+    CHECK(snapshot.segment(1)->owner == "crm-team");
+    CHECK(snapshot.segment(1)->priority == 100);
+    REQUIRE(snapshot.segment(3));
+    CHECK(snapshot.segment(3)->name == "cart_abandoner");
+    REQUIRE(snapshot.segment(2));
+    CHECK(snapshot.segment(2)->owner.empty());  // optional fields default to ""
+    CHECK(snapshot.segment(5) == nullptr);
+
+    // Priority descending; newsletter and tie share 5, so id order breaks the tie.
+    CHECK(lookup(snapshot, VisitorKind::anonymous, "v-1001") == std::vector<std::uint32_t>{1, 3, 2, 4});
+    // Same id, other kind: a separate visitor.
+    CHECK(lookup(snapshot, VisitorKind::known, "v-1001") == std::vector<std::uint32_t>{4});
+    CHECK(lookup(snapshot, VisitorKind::anonymous, "cust-42").empty());
+    CHECK(lookup(snapshot, VisitorKind::anonymous, "nobody").empty());
+    auto counts = snapshot.verify();
+    CHECK(counts.segments == 4);
+    CHECK(counts.profiles == 4);
+}
+
+TEST_CASE("each import publishes the next generation behind a relative symlink", "[import]") {
+    ImportFixture f;
+    auto first = f.import();
+    std::string first_target = current_target(f.db);
+    auto second = f.import();
+
+    CHECK(first.generation == 1);
+    CHECK(second.generation == 2);
+    CHECK(current_generation(f.db) == 2);
+    std::string target = current_target(f.db);
+    CHECK(target != first_target);
+    CHECK(fs::path(target).is_relative());
+    CHECK(target.rfind("snapshots/snap-0000000002-", 0) == 0);
+    CHECK(segcore::Snapshot(f.db + "/current").meta().source == "import");
+    CHECK(entries(f.db + "/snapshots", ".staging-").empty());
+    CHECK(!fs::exists(f.db + "/.current.tmp"));
+}
+
+TEST_CASE("a snapshot is group-readable and only its lock file is group-writable", "[import]") {
+    ImportFixture f;
+    fs::create_directories(f.db);
+    // Root can hand the directory to any group; elsewhere the test only
+    // checks the modes.
+    gid_t group = getuid() == 0 ? getegid() + 4242 : getegid();
+    REQUIRE(chown(f.db.c_str(), static_cast<uid_t>(-1), group) == 0);
+    REQUIRE(chmod(f.db.c_str(), 02775) == 0);
+    auto result = f.import();
+
+    CHECK((mode_of(result.snapshot_path) & 0777) == 0750);
+    CHECK(mode_of(result.snapshot_path + "/data.mdb") == 0640);
+    CHECK(mode_of(result.snapshot_path + "/lock.mdb") == 0660);
+    // The LMDB files inherit the root's group: what lets nginx workers in
+    // that group open them without segsync chowning anything.
+    struct stat st;
+    REQUIRE(stat((result.snapshot_path + "/data.mdb").c_str(), &st) == 0);
+    CHECK(st.st_gid == group);
+    REQUIRE(stat((result.snapshot_path + "/lock.mdb").c_str(), &st) == 0);
+    CHECK(st.st_gid == group);
+}
+
+namespace {
+
+struct BadInput {
+    const char* what;
+    std::string segments;  // empty: the good kSegments
+    std::string profiles;  // empty: the good kProfiles
+    bool in_segments;      // which file the error names
+    int line;
+    std::string message;  // a part of the message after "FILE:LINE: "
+};
+
+std::vector<BadInput> bad_inputs() {
+    const std::string good = profile_line("v-1", "anonymous", R"("vip")");
+    std::string many_segments = R"("vip")";
+    for (int i = 0; i < 256; ++i) many_segments += R"(,"vip")";
+    return {
+        {"malformed JSON (segments)", "{\"name\": vip}\n", "", true, 1, "invalid JSON"},
+        {"malformed JSON (profiles)", "", good + "{\"id\":\"v-2\",\"kind\":\"anonymous\",\"segments\":[}\n",
+         false, 2, "invalid JSON"},
+        {"blank lines still count", "", "\n\n" + good + "{\n", false, 4, "invalid JSON"},
+        {"non-object line", "", good + "[\"v-2\"]\n", false, 2, "expected a JSON object, got array"},
+        {"non-object segment", "\"vip\"\n", "", true, 1, "expected a JSON object, got string"},
+        {"wrong type: id", "", R"({"id":42,"kind":"anonymous","segments":[]})" "\n", false, 1,
+         R"(field "id" must be a string, got number)"},
+        {"wrong type: priority", R"({"name":"vip","priority":"high"})" "\n", "", true, 1,
+         R"(field "priority" must be an integer)"},
+        {"fractional priority", R"({"name":"vip","priority":1.5})" "\n", "", true, 1,
+         R"(field "priority" must be an integer)"},
+        {"priority out of int32 range", R"({"name":"vip","priority":2147483648})" "\n", "", true, 1,
+         "does not fit in a 32-bit signed integer"},
+        {"wrong type: segments", "", profile_line("v-1", "anonymous", "") + R"({"id":"v-2","kind":"anonymous","segments":"vip"})" "\n",
+         false, 2, R"(field "segments" must be an array of segment names)"},
+        {"wrong type: segment entry", "", profile_line("v-1", "anonymous", "7"), false, 1,
+         "must be a string, got number"},
+        {"wrong type: description", R"({"name":"vip","description":null})" "\n", "", true, 1,
+         R"(field "description" must be a string, got null)"},
+        {"unknown field (segments)", kSegments + R"({"name":"extra","prority":3})" "\n", "", true, 6,
+         R"(unknown field "prority")"},
+        {"unknown field (profiles)", "", R"({"id":"v-1","kind":"anonymous","segments":[],"segment":[]})" "\n",
+         false, 1, R"(unknown field "segment")"},
+        {"field given twice", "", R"({"id":"v-1","kind":"anonymous","segments":[],"segments":["vip"]})" "\n",
+         false, 1, R"(field "segments" given twice)"},
+        {"missing name", R"({"priority":1})" "\n", "", true, 1, R"(missing field "name")"},
+        {"missing kind", "", R"({"id":"v-1","segments":[]})" "\n", false, 1, R"(missing field "kind")"},
+        {"bad segment name", R"({"name":"VIP"})" "\n", "", true, 1, R"(invalid segment name "VIP")"},
+        {"segment name too long", R"({"name":")" + std::string(65, 'a') + "\"}\n", "", true, 1,
+         "invalid segment name"},
+        {"description too long", R"({"name":"vip","description":")" + std::string(1025, 'd') + "\"}\n",
+         "", true, 1, R"(field "description" is 1025 bytes, at most 1024)"},
+        {"duplicate segment", kSegments + R"({"name":"vip"})" "\n", "", true, 6,
+         R"(duplicate segment "vip" (first defined on line 1))"},
+        {"unknown segment", "", good + profile_line("v-2", "anonymous", R"("vip","vipp")"), false, 2,
+         R"(unknown segment "vipp")"},
+        {"segment listed twice", "", profile_line("v-1", "anonymous", R"("vip","tie","vip")"), false, 1,
+         R"(segment "vip" listed twice)"},
+        {"duplicate visitor", "",
+         good + profile_line("v-1", "known", "") + profile_line("v-2", "anonymous", "") +
+             profile_line("v-1", "anonymous", R"("tie")"),
+         false, 4, R"(duplicate visitor: anonymous id "v-1" (first on line 1))"},
+        {"anonymous id with bad characters", "", profile_line("v 1001", "anonymous", ""), false, 1,
+         R"(anonymous id "v 1001" can never match a cookie)"},
+        {"anonymous id longer than a cookie allows", "", profile_line(std::string(129, 'a'), "anonymous", ""),
+         false, 1, "can never match a cookie"},
+        {"oversized key (known)", "", profile_line(std::string(511, 'k'), "known", ""), false, 1,
+         "key too long: 512 bytes (id of 511), LMDB keys are limited to 511 bytes"},
+        {"oversized key (anonymous): length before charset", "", good + profile_line(std::string(600, 'a'), "anonymous", ""),
+         false, 2, "key too long: 601 bytes (id of 600), LMDB keys are limited to 511 bytes (1 type byte + 510)"},
+        {"too many segments", "", profile_line("v-1", "anonymous", many_segments), false, 1,
+         "too many segments: 257, at most 256"},
+        {"empty id", "", profile_line("", "known", ""), false, 1, R"(field "id" must not be empty)"},
+        {"bad kind", "", profile_line("v-1", "visitor", ""), false, 1,
+         R"(field "kind" must be "anonymous" or "known", got "visitor")"},
+    };
+}
+
+}  // namespace
+
+TEST_CASE("bad input is rejected with FILE:LINE and publishes nothing", "[import]") {
+    ImportFixture f;
+    f.import();
+    const std::string target = current_target(f.db);
+    const auto snapshots = entries(f.db + "/snapshots", "snap-");
+
+    for (const auto& bad : bad_inputs()) {
+        INFO(bad.what);
+        write_file(f.segments, bad.segments.empty() ? kSegments : bad.segments);
+        write_file(f.profiles, bad.profiles.empty() ? kProfiles : bad.profiles);
+        std::string message = error_of(f.options());
+        std::string prefix = (bad.in_segments ? f.segments : f.profiles) + ":" + std::to_string(bad.line) + ": ";
+        CHECK(message.rfind(prefix, 0) == 0);
+        CHECK_THAT(message, Catch::Contains(bad.message));
+        CHECK(current_target(f.db) == target);
+        CHECK(current_generation(f.db) == 1);
+        CHECK(entries(f.db + "/snapshots", ".staging-").empty());
+        CHECK(entries(f.db + "/snapshots", "snap-") == snapshots);
+    }
+
+    // Failures neither hold the lock nor use up generations.
+    write_file(f.segments, kSegments);
+    write_file(f.profiles, kProfiles);
+    CHECK(f.import().generation == 2);
+}
+
+TEST_CASE("a missing input file is named and changes nothing", "[import]") {
+    ImportFixture f;
+    f.import();
+    const std::string target = current_target(f.db);
+    auto options = f.options();
+    options.profiles_path = f.tmp.path() + "/no-such.ndjson";
+    CHECK(error_of(options) == options.profiles_path + ": cannot open: No such file or directory");
+    options.profiles_path = f.tmp.path();
+    CHECK(error_of(options) == f.tmp.path() + ": cannot open: is a directory");
+    CHECK(current_target(f.db) == target);
+    CHECK(entries(f.db + "/snapshots", ".staging-").empty());
+}
+
+TEST_CASE("empty inputs publish an empty snapshot", "[import]") {
+    ImportFixture f;
+    write_file(f.segments, "");
+    write_file(f.profiles, "\n");
+    auto result = f.import();
+    CHECK(result.segments == 0);
+    CHECK(result.profiles == 0);
+    CHECK(segcore::Snapshot(f.db + "/current").verify().profiles == 0);
+}
+
+TEST_CASE("a held writer lock makes import fail without publishing", "[import]") {
+    ImportFixture f;
+    f.import();
+    const std::string target = current_target(f.db);
+    std::string lock_path = f.db + "/.segsync.lock";
+    int fd = open(lock_path.c_str(), O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(flock(fd, LOCK_EX | LOCK_NB) == 0);
+
+    CHECK(error_of(f.options()) ==
+          "another segsync is writing to " + f.db + " (" + lock_path + " is locked)");
+    CHECK(current_target(f.db) == target);
+    CHECK(entries(f.db + "/snapshots", "snap-").size() == 1);
+    CHECK(entries(f.db + "/snapshots", ".staging-").empty());
+
+    close(fd);
+    CHECK(f.import().generation == 2);
+}
+
+TEST_CASE("staging directories left by a crashed run are removed", "[import]") {
+    ImportFixture f;
+    f.import();
+    std::string leftover = f.db + "/snapshots/.staging-crash1";
+    fs::create_directories(leftover);
+    write_file(leftover + "/data.mdb", "half written");
+    f.import();
+    CHECK(!fs::exists(leftover));
+    CHECK(entries(f.db + "/snapshots", ".staging-").empty());
+}
+
+TEST_CASE("generations never go backwards, even without a current link", "[import]") {
+    ImportFixture f;
+    f.import();
+    f.import();
+    fs::remove(f.db + "/current");
+    CHECK(f.import().generation == 3);
+}
+
+TEST_CASE("old snapshots are pruned down to --keep", "[import][prune]") {
+    ImportFixture f;
+    std::vector<std::string> published;
+    for (int i = 0; i < 4; ++i) published.push_back(fs::path(f.import().snapshot_path).filename());
+
+    CHECK(entries(f.db + "/snapshots", "snap-") ==
+          std::vector<std::string>{published[2], published[3]});
+    CHECK(current_target(f.db) == "snapshots/" + published[3]);
+
+    f.keep = 1;
+    auto result = f.import();
+    CHECK(result.prune.removed == std::vector<std::string>{published[3], published[2]});
+    CHECK(entries(f.db + "/snapshots", "snap-").size() == 1);
+    CHECK(result.prune.warnings.empty());
+}
+
+namespace {
+
+// Kills and reaps a forked reader even when a check fails half way.
+struct ChildGuard {
+    pid_t pid;
+    ~ChildGuard() { stop(); }
+    void stop() {
+        if (pid <= 0) return;
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+        pid = 0;
+    }
+};
+
+// In a forked child: opens `dir` as the module would, does one lookup (which
+// leaves a reader slot registered), reports 'R' on `fd` and waits to be killed.
+[[noreturn]] void hold_reader(const std::string& dir, int fd) {
+    alarm(60);  // never outlive a broken test run
+    char status = 'E';
+    try {
+        segcore::Snapshot snapshot(dir);
+        std::uint32_t ids[4];
+        snapshot.lookup(VisitorKind::anonymous, "v-1001", ids, 4);
+        status = 'R';
+        if (write(fd, &status, 1) == 1)
+            for (;;) pause();
+    } catch (...) {
+    }
+    if (write(fd, &status, 1) != 1) _exit(2);
+    _exit(1);
+}
+
+}  // namespace
+
+TEST_CASE("a snapshot still read by another process is kept until the reader goes",
+          "[import][prune]") {
+    ImportFixture f;
+    std::string oldest = f.import().snapshot_path;
+    f.import();
+
+    int ready[2];
+    REQUIRE(pipe(ready) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        hold_reader(oldest, ready[1]);
+    }
+    ChildGuard child{pid};
+    close(ready[1]);
+    char status = 0;
+    REQUIRE(read(ready[0], &status, 1) == 1);
+    close(ready[0]);
+    REQUIRE(status == 'R');
+
+    auto third = f.import();
+    CHECK(fs::exists(oldest));
+    CHECK(third.prune.busy == std::vector<std::string>{fs::path(oldest).filename()});
+    CHECK(third.prune.removed.empty());
+
+    child.stop();  // its reader slot is now stale
+    auto fourth = f.import();
+    CHECK(!fs::exists(oldest));
+    CHECK(fourth.prune.busy.empty());
+    CHECK(fourth.prune.removed.size() == 2);
+    CHECK(entries(f.db + "/snapshots", "snap-").size() == 2);
+}
+
+TEST_CASE("a snapshot that cannot be opened is pruned", "[import][prune]") {
+    ImportFixture f;
+    f.keep = 1;
+    f.import();
+    std::string broken = f.db + "/snapshots/snap-0000000000-broken";
+    fs::create_directories(broken);
+    write_file(broken + "/data.mdb", "not an LMDB file");
+    auto result = f.import();
+    CHECK(!fs::exists(broken));
+    CHECK(result.prune.warnings.empty());
+}
+
+TEST_CASE("Snapshot::verify rejects a profile naming an uncatalogued segment", "[import][verify]") {
+    TempDir tmp;
+    fixture::SnapshotSpec spec;
+    spec.segments = {fixture::segment(1, "vip", 10)};
+    spec.profiles = {{"v-1", {1, 9}}};
+    fixture::write_snapshot(tmp.path() + "/snap", spec);
+
+    segcore::Snapshot snapshot(tmp.path() + "/snap");
+    CHECK_THROWS_AS(snapshot.verify(), segcore::SnapshotError);
+    CHECK_THROWS_WITH(snapshot.verify(), Catch::Contains("unknown segment id 9"));
+}
+
+TEST_CASE("progress is drawn on the given stream and ends with a newline", "[import]") {
+    ImportFixture f;
+    std::ostringstream progress;
+    auto options = f.options();
+    options.progress = &progress;
+    segsync::run_import(options);
+    CHECK(progress.str() == "\r" + f.profiles + ": 4 lines (100%)\n");
+
+    // Without a stream (stderr is not a terminal) nothing is drawn anywhere.
+    CHECK(segsync::run_import(f.options()).generation == 2);
+}
+
+TEST_CASE("the demo data imports and holds the visitors the demo prints", "[import][demo]") {
+    std::string demo = fs::path(__FILE__).parent_path().parent_path() / "conf" / "demo";
+    TempDir tmp;
+    segsync::ImportOptions options;
+    options.db = tmp.path() + "/db";
+    options.segments_path = demo + "/segments.ndjson";
+    options.profiles_path = demo + "/profiles.ndjson";
+    auto result = segsync::run_import(options);
+    CHECK(result.segments >= 6);
+    CHECK(result.profiles >= 30);
+
+    segcore::Snapshot snapshot(options.db + "/current");
+    auto names = [&](const std::vector<std::uint32_t>& ids) {
+        std::vector<std::string> out;
+        for (auto id : ids) out.push_back(snapshot.segment(id)->name);
+        return out;
+    };
+    CHECK(names(lookup(snapshot, VisitorKind::anonymous, "demo-vip-visitor")) ==
+          std::vector<std::string>{"vip", "newsletter"});
+    CHECK(names(lookup(snapshot, VisitorKind::anonymous, "demo-new-visitor")) ==
+          std::vector<std::string>{"new_visitor"});
+    for (std::uint32_t id = 1; id <= snapshot.segment_count(); ++id) {
+        INFO("segment " << id);
+        CHECK(!snapshot.segment(id)->description.empty());
+        CHECK(!snapshot.segment(id)->owner.empty());
+    }
+}
+
+namespace {
+
+// build/segsync sits next to the test binary in the CMake build tree.
+std::string segsync_binary() {
+    std::error_code ec;
+    fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    fs::path binary = self.parent_path() / "segsync";
+    return !ec && fs::exists(binary) ? binary.string() : std::string();
+}
+
+int run_cli(const std::string& args, const std::string& out, const std::string& err) {
+    int status = std::system((segsync_binary() + " " + args + " >" + out + " 2>" + err).c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST_CASE("the segsync command line reports success, data errors and usage errors", "[import][cli]") {
+    if (segsync_binary().empty()) {
+        WARN("segsync binary not built next to the tests; skipping");
+        return;
+    }
+    ImportFixture f;
+    std::string out = f.tmp.path() + "/out", err = f.tmp.path() + "/err";
+    std::string import = "import --db " + f.db + " --segments " + f.segments + " --profiles " + f.profiles;
+
+    CHECK(run_cli(import, out, err) == 0);
+    std::string published = read_file(out);
+    CHECK(published.rfind("segsync: published generation 1 (4 segments, 4 profiles) as " + f.db +
+                              "/snapshots/snap-0000000001-", 0) == 0);
+    CHECK(read_file(err).empty());  // not a terminal: no progress
+
+    write_file(f.profiles, profile_line("v-1", "anonymous", R"("vipp")"));
+    CHECK(run_cli(import, out, err) == 1);
+    CHECK(read_file(err) == "segsync: " + f.profiles + ":1: unknown segment \"vipp\"\n");
+    CHECK(read_file(out).empty());
+
+    CHECK(run_cli("", out, err) == 2);
+    CHECK_THAT(read_file(err), Catch::Contains("usage: segsync import"));
+    CHECK(run_cli("frobnicate", out, err) == 2);
+    CHECK(run_cli("import --db " + f.db, out, err) == 2);
+    CHECK(run_cli(import + " --keep 0", out, err) == 2);
+    CHECK(run_cli(import + " --bogus x", out, err) == 2);
+    CHECK(run_cli("--help", out, err) == 0);
+    CHECK_THAT(read_file(out), Catch::Contains("usage: segsync import"));
+    CHECK(run_cli("help", out, err) == 0);
+}
