@@ -8,6 +8,8 @@
 //             value: SegmentDef encoding
 //   profiles  key: VisitorKind byte + visitor id bytes
 //             value: ProfileRecord encoding (segment ids, priority order)
+//   aliases   key: anonymous visitor id bytes   value: known visitor id bytes
+//             (identity resolution: this anonymous visitor is that person)
 #pragma once
 
 #include <cstddef>
@@ -24,6 +26,7 @@ inline constexpr std::uint32_t kVersion = 1;
 inline constexpr const char* kMetaDb = "meta";
 inline constexpr const char* kSegmentsDb = "segments";
 inline constexpr const char* kProfilesDb = "profiles";
+inline constexpr const char* kAliasesDb = "aliases";
 inline constexpr unsigned kMaxDbs = 8;
 
 inline constexpr std::string_view kMetaSchemaVersion = "schema_version";  // u32
