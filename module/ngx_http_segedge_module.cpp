@@ -7,11 +7,7 @@
  * the request is served unpersonalised and one rate-limited line is logged.
  */
 
-extern "C" {
-#include <ngx_config.h>
-#include <ngx_core.h>
-#include <ngx_http.h>
-}
+#include "module/ngx_http_segedge_module.h"
 
 #include <exception>
 #include <new>
@@ -25,14 +21,6 @@ static_assert(__cplusplus >= 201703L, "segedge needs C++17");
 
 /* A Cookie header this large is abuse or a broken client, not a visitor. */
 #define NGX_HTTP_SEGEDGE_MAX_COOKIE_BYTES  16384
-
-/* Fail-open causes, each logged at most once per interval per worker. */
-enum ngx_http_segedge_failure_e {
-    NGX_HTTP_SEGEDGE_FAIL_DB = 0,
-    NGX_HTTP_SEGEDGE_FAIL_LOOKUP,
-    NGX_HTTP_SEGEDGE_FAIL_COOKIE,
-    NGX_HTTP_SEGEDGE_FAIL_LAST
-};
 
 #define NGX_HTTP_SEGEDGE_LOG_INTERVAL  60
 
@@ -51,14 +39,6 @@ typedef struct {
 } ngx_http_segedge_loc_conf_t;
 
 
-typedef struct {
-    ngx_str_t                  segments;
-    ngx_str_t                  visitor;
-    ngx_str_t                  generation;
-} ngx_http_segedge_ctx_t;
-
-
-static ngx_http_segedge_ctx_t *ngx_http_segedge_get_ctx(ngx_http_request_t *r);
 static void ngx_http_segedge_resolve(ngx_http_request_t *r,
     ngx_http_segedge_ctx_t *ctx);
 static ngx_int_t ngx_http_segedge_find_visitor(ngx_http_request_t *r,
@@ -67,8 +47,6 @@ static ngx_int_t ngx_http_segedge_lookup(ngx_http_request_t *r,
     segcore::Snapshot *snapshot, ngx_http_segedge_ctx_t *ctx);
 static void ngx_http_segedge_refresh(ngx_http_request_t *r,
     ngx_http_segedge_main_conf_t *smcf);
-static void ngx_http_segedge_fail_open(ngx_log_t *log, ngx_uint_t level,
-    ngx_http_segedge_failure_e cause, const char *what);
 static void ngx_http_segedge_ctx_marker(void *data);
 static ngx_int_t ngx_http_segedge_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -142,8 +120,6 @@ static ngx_http_module_t  ngx_http_segedge_module_ctx = {
 };
 
 
-extern "C" {
-
 ngx_module_t  ngx_http_segedge_module = {
     NGX_MODULE_V1,
     &ngx_http_segedge_module_ctx,          /* module context */
@@ -158,8 +134,6 @@ ngx_module_t  ngx_http_segedge_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
-
-}
 
 
 static ngx_http_variable_t  ngx_http_segedge_vars[] = {
@@ -208,12 +182,12 @@ ngx_http_segedge_variable(ngx_http_request_t *r,
 
 /*
  * The one place a request's segments are resolved, shared by every variable
- * (and later by the filters). The result belongs to the main request and
+ * and by the blocks filter. The result belongs to the main request and
  * survives internal redirects, which wipe r->ctx: like realip, the ctx is
  * found again through its pool cleanup.
  */
 
-static ngx_http_segedge_ctx_t *
+ngx_http_segedge_ctx_t *
 ngx_http_segedge_get_ctx(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t           *cln;
@@ -298,13 +272,26 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
         return;
     }
 
+    ctx->snapshot_generation = snapshot->meta().generation;
     ctx->generation.len = ngx_sprintf(ctx->generation.data, "%uL",
-                                      (uint64_t) snapshot->meta().generation)
+                                      ctx->snapshot_generation)
                           - ctx->generation.data;
 
     if (ctx->visitor.len) {
         (void) ngx_http_segedge_lookup(r, snapshot, ctx);
     }
+}
+
+
+segcore::Snapshot *
+ngx_http_segedge_snapshot(ngx_http_request_t *r)
+{
+    ngx_http_segedge_main_conf_t  *smcf;
+
+    smcf = (ngx_http_segedge_main_conf_t *)
+               ngx_http_get_module_main_conf(r, ngx_http_segedge_module);
+
+    return smcf->store ? smcf->store->current() : NULL;
 }
 
 
@@ -425,6 +412,17 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
         return NGX_ERROR;
     }
 
+    if (n) {
+        ctx->segment_ids = (uint32_t *) ngx_palloc(r->pool,
+                                                   n * sizeof(uint32_t));
+        if (ctx->segment_ids == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ctx->segment_ids, ids, n * sizeof(uint32_t));
+        ctx->nsegment_ids = n;
+    }
+
     len = 0;
     for (i = 0; i < n; i++) {
         def = snapshot->segment(ids[i]);
@@ -463,7 +461,7 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
 }
 
 
-static void
+void
 ngx_http_segedge_fail_open(ngx_log_t *log, ngx_uint_t level,
     ngx_http_segedge_failure_e cause, const char *what)
 {

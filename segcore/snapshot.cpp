@@ -13,6 +13,17 @@ Env::Options reader_options() {
     return options;
 }
 
+// A snapshot without one of the databases this build reads is refused by
+// name rather than with LMDB's bare MDB_NOTFOUND.
+MDB_dbi open_required(Txn& txn, const char* name) {
+    try {
+        return txn.open_db(name);
+    } catch (const LmdbError& e) {
+        if (e.code() != MDB_NOTFOUND) throw;
+        throw SnapshotError(std::string("no \"") + name + "\" database in the snapshot");
+    }
+}
+
 template <typename T>
 T required(const std::optional<T>& value, std::string_view what) {
     if (!value) throw SnapshotError("malformed meta value: " + std::string(what));
@@ -26,13 +37,15 @@ Snapshot::Snapshot(const std::string& dir) try : env_(dir, reader_options()) {
     env_.clear_stale_readers();
     {
         Txn txn(env_, MDB_RDONLY);
-        meta_db_ = txn.open_db(schema::kMetaDb);
-        segments_db_ = txn.open_db(schema::kSegmentsDb);
-        profiles_db_ = txn.open_db(schema::kProfilesDb);
+        meta_db_ = open_required(txn, schema::kMetaDb);
+        segments_db_ = open_required(txn, schema::kSegmentsDb);
+        profiles_db_ = open_required(txn, schema::kProfilesDb);
+        blocks_db_ = open_required(txn, schema::kBlocksDb);
         txn.commit();  // keeps the dbi handles open for later transactions
     }
     load_meta();
     load_catalogue();
+    load_blocks();
 } catch (const LmdbError& e) {
     throw SnapshotError(e.what());
 }
@@ -86,6 +99,22 @@ void Snapshot::load_catalogue() {
     }
 }
 
+// Keys only: the fragments stay in the map until a request needs one.
+// Variant keys belong to experiments and are not block content.
+void Snapshot::load_blocks() {
+    Txn txn(env_, MDB_RDONLY);
+    Cursor cursor(txn, blocks_db_);
+    while (cursor.next()) {
+        auto key = schema::decode_block_key(cursor.key());
+        if (!key) throw SnapshotError("malformed block key");
+        if (!key->variant.empty()) continue;
+        if (!segment(key->segment))
+            throw SnapshotError("block content for unknown segment id " + std::to_string(key->segment));
+        if (!blocks_.add(key->block, key->segment))
+            throw SnapshotError("more than " + std::to_string(schema::kMaxBlocks) + " blocks");
+    }
+}
+
 const schema::SegmentDef* Snapshot::segment(std::uint32_t id) const noexcept {
     auto it = catalogue_.find(id);
     return it == catalogue_.end() ? nullptr : &it->second;
@@ -129,6 +158,23 @@ std::size_t Snapshot::lookup(schema::VisitorKind kind, std::string_view visitor_
     return count;
 }
 
+void Snapshot::read_fragments(const BlockChoice* choices, std::size_t n, FragmentSink& sink) {
+    MDB_txn* txn = begin_read();
+    struct Reset {
+        MDB_txn* txn;
+        ~Reset() { mdb_txn_reset(txn); }  // a reader slot must never stay pinned
+    } reset{txn};
+    for (std::size_t i = 0; i < n; ++i) {
+        char key_bytes[schema::kMaxBlockKeySize];
+        std::size_t key_size = schema::encode_block_key(blocks_.name(choices[i].block),
+                                                        choices[i].segment, {}, key_bytes);
+        MDB_val key{key_size, key_bytes}, value{};
+        check_lmdb(mdb_get(txn, blocks_db_, &key, &value), "mdb_get block");
+        if (value.mv_size > schema::kMaxFragmentSize) throw SnapshotError("oversized block fragment");
+        sink.take(i, as_view(value));
+    }
+}
+
 // The module emits ids in stored order, so the order is part of the format:
 // every id catalogued, each once, highest priority first (ties: lower id).
 void Snapshot::check_profile_ids(const std::uint32_t* ids, std::size_t n) const {
@@ -160,18 +206,37 @@ SnapshotCounts Snapshot::verify() const {
             ++counts.segments;
         }
     }
-    Cursor profiles(txn, profiles_db_);
-    std::uint32_t ids[schema::kMaxSegmentsPerProfile];
-    while (profiles.next()) {
-        if (!schema::decode_visitor_key_kind(profiles.key()))
-            throw SnapshotError("malformed profile key");
-        if (!schema::profile_segment_count(profiles.value()))
-            throw SnapshotError("malformed profile record");
-        auto n = schema::decode_profile(profiles.value(), ids, schema::kMaxSegmentsPerProfile);
-        check_profile_ids(ids, n);
-        ++counts.profiles;
+    {
+        Cursor profiles(txn, profiles_db_);
+        std::uint32_t ids[schema::kMaxSegmentsPerProfile];
+        while (profiles.next()) {
+            if (!schema::decode_visitor_key_kind(profiles.key()))
+                throw SnapshotError("malformed profile key");
+            if (!schema::profile_segment_count(profiles.value()))
+                throw SnapshotError("malformed profile record");
+            auto n = schema::decode_profile(profiles.value(), ids, schema::kMaxSegmentsPerProfile);
+            check_profile_ids(ids, n);
+            ++counts.profiles;
+        }
     }
+    verify_blocks(txn, counts);
     return counts;
+}
+
+void Snapshot::verify_blocks(const Txn& txn, SnapshotCounts& counts) const {
+    Cursor blocks(txn, blocks_db_);
+    while (blocks.next()) {
+        auto key = schema::decode_block_key(blocks.key());
+        if (!key) throw SnapshotError("malformed block key");
+        if (!segment(key->segment))
+            throw SnapshotError("block \"" + std::string(key->block) +
+                                "\" has content for unknown segment id " + std::to_string(key->segment));
+        if (blocks.value().size() > schema::kMaxFragmentSize)
+            throw SnapshotError("block \"" + std::string(key->block) + "\" has a fragment of " +
+                                std::to_string(blocks.value().size()) + " bytes, at most " +
+                                std::to_string(schema::kMaxFragmentSize));
+        ++counts.blocks;
+    }
 }
 
 }  // namespace segcore

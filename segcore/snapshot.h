@@ -11,6 +11,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "segcore/block_choice.h"
 #include "segcore/lmdb.h"
 #include "segcore/schema.h"
 
@@ -31,6 +32,17 @@ struct SnapshotMeta {
 struct SnapshotCounts {
     std::size_t segments = 0;
     std::size_t profiles = 0;
+    std::size_t blocks = 0;  // (block, segment) contents
+};
+
+// Receives the fragments read_fragments() finds; `html` is valid only
+// during the call (it points into the LMDB map under a read transaction).
+class FragmentSink {
+public:
+    virtual void take(std::size_t choice, std::string_view html) = 0;
+
+protected:
+    ~FragmentSink() = default;
 };
 
 class Snapshot {
@@ -52,6 +64,14 @@ public:
     std::size_t lookup(schema::VisitorKind kind, std::string_view visitor_id, std::uint32_t* out,
                        std::size_t out_capacity);
 
+    // Which blocks have content for which segments; see BlockCatalogue.
+    const BlockCatalogue& blocks() const noexcept { return blocks_; }
+
+    // Reads the fragment of each choice (made with blocks()) in one read
+    // transaction and hands it to `sink`. Throws LmdbError/SnapshotError on
+    // a broken database.
+    void read_fragments(const BlockChoice* choices, std::size_t n, FragmentSink& sink);
+
     // Full walk of every database, decoding every value and checking that
     // profiles name only catalogued segments. Throws SnapshotError naming the
     // first problem. LMDB has no checksums; this is what stands in for them.
@@ -62,15 +82,19 @@ private:
     void check_profile_ids(const std::uint32_t* ids, std::size_t n) const;
     void load_meta();
     void load_catalogue();
+    void load_blocks();
+    void verify_blocks(const Txn& txn, SnapshotCounts& counts) const;
     MDB_txn* begin_read();
 
     Env env_;
     MDB_dbi meta_db_ = 0;
     MDB_dbi segments_db_ = 0;
     MDB_dbi profiles_db_ = 0;
+    MDB_dbi blocks_db_ = 0;
     MDB_txn* reader_ = nullptr;  // reset between lookups
     SnapshotMeta meta_;
     std::unordered_map<std::uint32_t, schema::SegmentDef> catalogue_;
+    BlockCatalogue blocks_;
 };
 
 }  // namespace segcore

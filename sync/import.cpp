@@ -1,6 +1,7 @@
 #include "sync/import.h"
 
 #include <ctime>
+#include <optional>
 
 #include "segcore/layout.h"
 #include "segcore/lmdb.h"
@@ -54,9 +55,36 @@ std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
     return count;
 }
 
+// Returns the number of block contents written.
+std::size_t write_blocks(NdjsonReader& reader, const Catalogue& catalogue, SnapshotWriter& writer) {
+    BlockIndex index;
+    std::size_t count = 0;
+    Record record;
+    try {
+        while (reader.next(record)) {
+            BlockContent content = parse_block(record.object, catalogue, reader.where());
+            index.add(content, catalogue, reader.where());
+            writer.put_block(content);
+            ++count;
+        }
+    } catch (const segcore::LmdbError& e) {
+        throw ImportError(reader.where(), e.what());
+    }
+    return count;
+}
+
+// The optional inputs, opened with the others so that a bad path fails
+// before anything is written.
+struct OptionalInputs {
+    std::optional<NdjsonReader> blocks;
+
+    std::uint64_t size() const { return blocks ? blocks->size() : 0; }
+};
+
 SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& options,
                                    std::uint64_t generation, const Catalogue& catalogue,
-                                   NdjsonReader& profiles, std::uint64_t input_bytes) {
+                                   NdjsonReader& profiles, OptionalInputs& optional,
+                                   std::uint64_t input_bytes) {
     SnapshotExpectation expected;
     expected.meta.schema_version = segcore::schema::kVersion;
     expected.meta.generation = generation;
@@ -66,6 +94,8 @@ SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& 
     writer.put_meta(expected.meta);
     for (const auto& def : catalogue.segments()) writer.put_segment(def);
     expected.segments = catalogue.segments().size();
+    // Before the profiles: the small file fails fast.
+    if (optional.blocks) expected.blocks = write_blocks(*optional.blocks, catalogue, writer);
     expected.profiles = write_profiles(profiles, catalogue, writer, options.progress);
     writer.finish();
     return expected;
@@ -73,17 +103,18 @@ SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& 
 
 ImportResult import_locked(const std::string& root, const ImportOptions& options,
                            const Catalogue& catalogue, NdjsonReader& segments,
-                           NdjsonReader& profiles) {
+                           NdjsonReader& profiles, OptionalInputs& optional) {
     ImportResult result;
     result.generation = next_generation(root);
     StagingDir staging(root);
     SnapshotExpectation expected =
-        build_snapshot(staging.path(), options, result.generation, catalogue, profiles,
-                       segments.size() + profiles.size());
+        build_snapshot(staging.path(), options, result.generation, catalogue, profiles, optional,
+                       segments.size() + profiles.size() + optional.size());
     verify_snapshot(staging.path(), expected);
     std::string name = staging.publish(result.generation);
     result.segments = expected.segments;
     result.profiles = expected.profiles;
+    result.blocks = expected.blocks;
     result.snapshot_path = segcore::layout::snapshots_dir(root) + "/" + name;
     return result;
 }
@@ -96,11 +127,13 @@ ImportResult run_import(const ImportOptions& options) {
     // the database, so a typo in a path changes nothing.
     NdjsonReader segments(options.segments_path);
     NdjsonReader profiles(options.profiles_path);
+    OptionalInputs optional;
+    if (!options.blocks_path.empty()) optional.blocks.emplace(options.blocks_path);
     Catalogue catalogue = read_catalogue(segments);
     prepare_root(root);
     WriterLock lock(root);
     try {
-        ImportResult result = import_locked(root, options, catalogue, segments, profiles);
+        ImportResult result = import_locked(root, options, catalogue, segments, profiles, optional);
         result.prune = prune_snapshots(root, options.keep);
         return result;
     } catch (const segcore::LmdbError& e) {  // creating or committing the environment

@@ -12,15 +12,17 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: segsync import --db DIR --segments FILE --profiles FILE [--source LABEL] [--keep N]\n"
+    "usage: segsync import --db DIR --segments FILE --profiles FILE [--blocks FILE]\n"
+    "                      [--source LABEL] [--keep N]\n"
     "       segsync help\n"
     "\n"
-    "import   check the segments and profiles files (NDJSON, one object per line) and\n"
+    "import   check the input files (NDJSON, one object per line) and\n"
     "         publish them as a new snapshot, DIR/current, all or nothing; nginx picks it\n"
     "         up by itself, without a reload.\n"
     "  --db DIR         database root (the module's segedge_db)\n"
     "  --segments FILE  segment definitions: {\"name\":...,\"description\":...,\"owner\":...,\"priority\":N}\n"
     "  --profiles FILE  visitors: {\"id\":...,\"kind\":\"anonymous\"|\"known\",\"segments\":[...]}\n"
+    "  --blocks FILE    block contents: {\"block\":...,\"segment\":...,\"html\":...}\n"
     "  --source LABEL   recorded in the snapshot (default: import)\n"
     "  --keep N         snapshots to keep, counting the new one (default: 2)\n"
     "\n"
@@ -59,6 +61,7 @@ void take_option(const std::vector<std::string>& args, std::size_t& i, segsync::
     if (name == "--db") o.db = value;
     else if (name == "--segments") o.segments_path = value;
     else if (name == "--profiles") o.profiles_path = value;
+    else if (name == "--blocks") o.blocks_path = value;
     else if (name == "--source") o.source = value;
     else if (name == "--keep") o.keep = parse_keep(value);
     else throw UsageError("unknown option " + name);
@@ -90,7 +93,8 @@ int run(const segsync::ImportOptions& options) {
     for (const auto& name : result.prune.busy)
         std::cerr << "segsync: " << name << " is still in use; it will be pruned by a later import\n";
     std::cout << "segsync: published generation " << result.generation << " (" << result.segments
-              << " segments, " << result.profiles << " profiles) as " << result.snapshot_path
+              << " segments, " << result.profiles << " profiles, " << result.blocks
+              << " block contents) as " << result.snapshot_path
               << std::endl;
     return 0;
 }

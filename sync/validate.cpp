@@ -4,6 +4,7 @@
 #include <climits>
 #include <initializer_list>
 
+#include "segcore/block_scanner.h"
 #include "segcore/cookie.h"
 #include "sync/sources.h"
 
@@ -128,6 +129,30 @@ std::vector<std::uint32_t> segment_ids(const json& object, const Catalogue& cata
     return ids;
 }
 
+std::string block_name(const json& object, const Location& where) {
+    const std::string& name = as_string(required(object, "block", where), "block", where);
+    if (!schema::is_valid_block_name(name))
+        throw ImportError(where, "invalid block name " + quote(name) + ": use 1.." +
+                                     std::to_string(schema::kMaxBlockNameSize) +
+                                     " characters of a-z, 0-9, _ and -");
+    return name;
+}
+
+// Fragments are inserted as they are, never scanned, so a marker inside one
+// would reach the visitor's browser verbatim: almost certainly a copy-paste
+// of page markup that was meant to be trimmed.
+std::string fragment(const json& object, const Location& where) {
+    const std::string& html = as_string(required(object, "html", where), "html", where);
+    if (html.size() > schema::kMaxFragmentSize)
+        throw ImportError(where, field_name("html") + " is " + std::to_string(html.size()) +
+                                     " bytes, at most " + std::to_string(schema::kMaxFragmentSize));
+    for (auto marker : {segcore::BlockScanner::kOpenPrefix, segcore::BlockScanner::kClosePrefix})
+        if (html.find(marker) != std::string::npos)
+            throw ImportError(where, field_name("html") + " contains a block marker " + quote(marker) +
+                                         ": fragments are inserted as they are, blocks do not nest");
+    return html;
+}
+
 }  // namespace
 
 void Catalogue::add(const json& object, const Location& where) {
@@ -165,6 +190,30 @@ Profile parse_profile(const json& object, const Catalogue& catalogue, const Loca
     profile.visitor = parse_visitor(object, where);
     profile.segment_ids = segment_ids(object, catalogue, where);
     return profile;
+}
+
+BlockContent parse_block(const json& object, const Catalogue& catalogue, const Location& where) {
+    check_fields(object, {"block", "segment", "html"}, where);
+    BlockContent content;
+    content.block = block_name(object, where);
+    const std::string& segment = as_string(required(object, "segment", where), "segment", where);
+    auto id = catalogue.find(segment);
+    if (!id) throw ImportError(where, "unknown segment " + quote(segment));
+    content.segment = *id;
+    content.html = fragment(object, where);
+    return content;
+}
+
+void BlockIndex::add(const BlockContent& content, const Catalogue& catalogue, const Location& where) {
+    auto [it, inserted] = lines_.emplace(std::make_pair(content.block, content.segment), where.line);
+    if (!inserted)
+        throw ImportError(where, "duplicate content for block " + quote(content.block) + " and segment " +
+                                     quote(catalogue.segments()[content.segment - 1].name) +
+                                     " (first on line " + std::to_string(it->second) + ")");
+    if (names_.size() == schema::kMaxBlocks && !names_.count(content.block))
+        throw ImportError(where, "too many blocks: at most " + std::to_string(schema::kMaxBlocks) +
+                                     " distinct block names");
+    names_.insert(content.block);
 }
 
 std::optional<std::size_t> find_profile_line(const std::string& path, const Visitor& visitor,

@@ -37,6 +37,7 @@ std::string compare(const std::string& dir, const SnapshotExpectation& expected)
         return mismatch("segments", expected.segments, counts.segments);
     if (counts.profiles != expected.profiles)
         return mismatch("profiles", expected.profiles, counts.profiles);
+    if (counts.blocks != expected.blocks) return mismatch("blocks", expected.blocks, counts.blocks);
     return {};
 }
 
@@ -59,6 +60,7 @@ SnapshotWriter::SnapshotWriter(const std::string& dir, std::size_t map_size) : d
     meta_db_ = txn_->open_db(schema::kMetaDb, MDB_CREATE);
     segments_db_ = txn_->open_db(schema::kSegmentsDb, MDB_CREATE);
     profiles_db_ = txn_->open_db(schema::kProfilesDb, MDB_CREATE);
+    blocks_db_ = txn_->open_db(schema::kBlocksDb, MDB_CREATE);
 }
 
 void SnapshotWriter::put_meta(const segcore::SnapshotMeta& meta) {
@@ -84,6 +86,13 @@ bool SnapshotWriter::put_profile(const Profile& profile) {
         throw;
     }
     return true;
+}
+
+void SnapshotWriter::put_block(const BlockContent& content) {
+    char key[schema::kMaxBlockKeySize];
+    std::size_t size = schema::encode_block_key(content.block, content.segment, {}, key);
+    if (size == 0) throw ImportError("internal error: unvalidated block name");
+    txn_->put(blocks_db_, std::string_view(key, size), content.html);
 }
 
 void SnapshotWriter::finish() {

@@ -31,6 +31,7 @@ public:
     // false when this visitor is already in the snapshot; found by LMDB
     // (MDB_NOOVERWRITE), so no id set is kept in memory.
     bool put_profile(const Profile& profile);
+    void put_block(const BlockContent& content);
     // Commits, closes the environment and sets the modes nginx workers need.
     void finish();
 
@@ -42,12 +43,14 @@ private:
     MDB_dbi meta_db_ = 0;
     MDB_dbi segments_db_ = 0;
     MDB_dbi profiles_db_ = 0;
+    MDB_dbi blocks_db_ = 0;
 };
 
 struct SnapshotExpectation {
     segcore::SnapshotMeta meta;
     std::size_t segments = 0;
     std::size_t profiles = 0;
+    std::size_t blocks = 0;
 };
 
 // Opens `dir` with segcore::Snapshot (the reader the module uses), walks all

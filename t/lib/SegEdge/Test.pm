@@ -44,7 +44,7 @@ package SegEdge::Test;
 #   http($raw)                     -> the raw response, for odd requests
 #   http_get($path, %headers)      -> response: ->status ->header($n) ->value($n)
 #   http_get10(...), http_get09($path)   HTTP/1.0 and HTTP/0.9 (body only)
-#   import_snapshot($db, $segments_ndjson, $profiles_ndjson, [$source])
+#   import_snapshot($db, $segments_ndjson, $profiles_ndjson, [$source, $blocks_ndjson])
 #                                  -> (exit status, output) of `segsync import`
 #   testdir() port([2]) error_log_size() error_log_text([$from]) wait_until(...)
 #   read_text($path) write_text($path, $text) run_cmd(@cmd) worker_pids()
@@ -383,10 +383,11 @@ sub parse_response {
 
 # ---------------------------------------------------------------- data
 
-# Writes the two feeds into TESTDIR/feed-N/ and runs `segsync import`.
-# $db is relative to the test dir unless absolute. Returns (status, output).
+# Writes the feeds into TESTDIR/feed-N/ and runs `segsync import` (with
+# --blocks when $blocks is given). $db is relative to the test dir unless
+# absolute. Returns (status, output).
 sub import_snapshot {
-    my ($db, $segments, $profiles, $source) = @_;
+    my ($db, $segments, $profiles, $source, $blocks) = @_;
     die "segsync not found at $SEGSYNC (set SEGSYNC or build it)\n" unless -x $SEGSYNC;
     my $d = testdir();
     $db = "$d/$db" unless $db =~ m{^/};
@@ -394,8 +395,13 @@ sub import_snapshot {
     make_path($feed);
     write_text("$feed/segments.ndjson", $segments);
     write_text("$feed/profiles.ndjson", $profiles);
+    my @blocks;
+    if (defined $blocks) {
+        write_text("$feed/blocks.ndjson", $blocks);
+        @blocks = ('--blocks', "$feed/blocks.ndjson");
+    }
     return run_cmd($SEGSYNC, 'import', '--db', $db, '--segments', "$feed/segments.ndjson",
-                   '--profiles', "$feed/profiles.ndjson", '--source', $source // 'test');
+                   '--profiles', "$feed/profiles.ndjson", @blocks, '--source', $source // 'test');
 }
 
 sub read_text {

@@ -1,0 +1,66 @@
+/*
+ * What the two modules in ngx_http_segedge_module.so share: the request
+ * ctx with the visitor's resolved segments, its one getter, the snapshot in
+ * use and the fail-open logger.
+ */
+
+#ifndef _NGX_HTTP_SEGEDGE_MODULE_H_INCLUDED_
+#define _NGX_HTTP_SEGEDGE_MODULE_H_INCLUDED_
+
+extern "C" {
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+}
+
+#include <cstdint>
+
+namespace segcore { class Snapshot; }
+
+
+/* Fail-open causes, each logged at most once per interval per worker. */
+enum ngx_http_segedge_failure_e {
+    NGX_HTTP_SEGEDGE_FAIL_DB = 0,
+    NGX_HTTP_SEGEDGE_FAIL_LOOKUP,
+    NGX_HTTP_SEGEDGE_FAIL_COOKIE,
+    NGX_HTTP_SEGEDGE_FAIL_BLOCKS,
+    NGX_HTTP_SEGEDGE_FAIL_LAST
+};
+
+
+typedef struct ngx_http_segedge_blocks_s  ngx_http_segedge_blocks_t;
+
+
+typedef struct {
+    ngx_str_t                   segments;
+    ngx_str_t                   visitor;
+    ngx_str_t                   generation;
+
+    /* the visitor's segment ids, highest priority first, valid only in the
+       snapshot of snapshot_generation (0: no snapshot) */
+    uint32_t                   *segment_ids;
+    ngx_uint_t                  nsegment_ids;
+    uint64_t                    snapshot_generation;
+
+    /* the block content chosen for the visitor, set on first use by the
+       filter module */
+    ngx_http_segedge_blocks_t  *blocks;
+} ngx_http_segedge_ctx_t;
+
+
+ngx_http_segedge_ctx_t *ngx_http_segedge_get_ctx(ngx_http_request_t *r);
+
+/* The snapshot in use by this worker, or NULL. Valid until the next request
+   resolves segments (which may switch to a newer one). */
+segcore::Snapshot *ngx_http_segedge_snapshot(ngx_http_request_t *r);
+
+void ngx_http_segedge_fail_open(ngx_log_t *log, ngx_uint_t level,
+    ngx_http_segedge_failure_e cause, const char *what);
+
+
+extern "C" {
+extern ngx_module_t  ngx_http_segedge_module;
+extern ngx_module_t  ngx_http_segedge_filter_module;
+}
+
+#endif /* _NGX_HTTP_SEGEDGE_MODULE_H_INCLUDED_ */
