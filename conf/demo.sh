@@ -18,7 +18,8 @@ cp "$repo"/conf/demo/html/* "$demo/html/"
 
 "$repo/build/segsync" import --db "$demo/db" \
     --segments "$repo/conf/demo/segments.ndjson" \
-    --profiles "$repo/conf/demo/profiles.ndjson" --source demo
+    --profiles "$repo/conf/demo/profiles.ndjson" \
+    --blocks "$repo/conf/demo/blocks.ndjson" --source demo
 
 sed -e "s|@MODULE@|$repo/build/nginx/objs/ngx_http_segedge_module.so|" \
     -e "s|@DEMO@|$demo|g" "$repo/conf/nginx.conf" > "$demo/nginx.conf"
@@ -37,11 +38,20 @@ segedge demo running on http://127.0.0.1:8080/ (logs in $demo/)
 A visitor the snapshot knows (segments vip, newsletter):
   curl -si -b segedge_id=demo-vip-visitor http://127.0.0.1:8080/ | grep -i '^x-segedge'
 
+The same visitor's page: the hero and offer blocks swapped, the newsletter
+sign-up gone (open http://127.0.0.1:8080/ in a browser with that cookie to see it):
+  curl -s -b segedge_id=demo-vip-visitor http://127.0.0.1:8080/ | grep -A2 'segedge:hero'
+
+A new visitor gets the welcome hero; without a cookie, the defaults stay:
+  curl -s -b segedge_id=demo-new-visitor http://127.0.0.1:8080/ | grep -A2 'segedge:hero'
+  curl -s http://127.0.0.1:8080/ | grep -A2 'segedge:hero'
+
 An anonymous visitor nobody has seen (no segments):
   curl -si -b segedge_id=someone-new http://127.0.0.1:8080/ | grep -i '^x-segedge'
 
 Publish a changed snapshot and see it without a reload:
-  $repo/build/segsync import --db $demo/db --segments $repo/conf/demo/segments.ndjson --profiles $repo/conf/demo/profiles.ndjson
+  $repo/build/segsync import --db $demo/db --segments $repo/conf/demo/segments.ndjson \
+      --profiles $repo/conf/demo/profiles.ndjson --blocks $repo/conf/demo/blocks.ndjson
 
 Stop it:  /usr/sbin/nginx -c $demo/nginx.conf -s quit
 TRY

@@ -245,9 +245,12 @@ ngx_http_segedge_header_filter(ngx_http_request_t *r)
     conf = (ngx_http_segedge_filter_loc_conf_t *)
                ngx_http_get_module_loc_conf(r, ngx_http_segedge_filter_module);
 
+    /* HEAD sets r->header_only only in the last header filter */
+
     if (!conf->enable
         || r != r->main
         || r->header_only
+        || r->method == NGX_HTTP_HEAD
         || r->headers_out.status == NGX_HTTP_NO_CONTENT
         || r->headers_out.status == NGX_HTTP_NOT_MODIFIED
         || r->headers_out.content_length_n == 0
@@ -277,7 +280,21 @@ ngx_http_segedge_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    /* nothing in this body could change: leave the response alone */
+    /*
+     * Validators go for every visitor, personalised or not: a browser that
+     * revalidates a page it got as one visitor must not get a 304 (and the
+     * old blocks) once its visitor is in other segments.
+     */
+
+    if (conf->last_modified) {
+        ngx_http_weak_etag(r);
+
+    } else {
+        ngx_http_clear_last_modified(r);
+        ngx_http_clear_etag(r);
+    }
+
+    /* nothing in this body can change: leave the rest alone */
 
     if (blocks->nelts == 0 && conf->markers == NGX_HTTP_SEGEDGE_MARKERS_KEEP) {
         return ngx_http_next_header_filter(r);
@@ -300,14 +317,6 @@ ngx_http_segedge_header_filter(ngx_http_request_t *r)
 
     ngx_http_clear_content_length(r);
     ngx_http_clear_accept_ranges(r);
-
-    if (conf->last_modified) {
-        ngx_http_weak_etag(r);
-
-    } else {
-        ngx_http_clear_last_modified(r);
-        ngx_http_clear_etag(r);
-    }
 
     if (blocks->nelts && conf->cache_private
         && ngx_http_segedge_set_private(r) != NGX_OK)

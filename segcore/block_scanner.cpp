@@ -52,16 +52,7 @@ void BlockScanner::feed(std::string_view chunk, BlockHandler& handler) {
 
     while (p < end) {
         if (match_size_ == 0) {
-            const void* lt = std::memchr(p, '<', static_cast<std::size_t>(end - p));
-            if (!lt) {
-                p = end;
-                break;
-            }
-            candidate = static_cast<const char*>(lt);
-            p = candidate + 1;
-            match_[0] = '<';
-            match_size_ = 1;
-            closing_ = false;
+            p = find_candidate(p, chunk.data(), end, candidate);
             continue;
         }
         Step step_result = step(*p);
@@ -86,6 +77,32 @@ void BlockScanner::feed(std::string_view chunk, BlockHandler& handler) {
     } else {
         emit_pending(end, handler);
     }
+}
+
+// Looks for the next "<!" (in HTML, '!' is far rarer than '<', so memchr
+// stops less often), or a '<' ending the chunk, which may be the start of a
+// marker the next chunk completes. Starts the candidate and returns where
+// scanning goes on. Bytes before `from` never pair with a '!' at `from`: a
+// failed candidate's first byte is '<' only if its second is not '!'.
+const char* BlockScanner::find_candidate(const char* from, const char* begin, const char* end,
+                                         const char*& candidate) noexcept {
+    const char* bang = static_cast<const char*>(std::memchr(from, '!', static_cast<std::size_t>(end - from)));
+    if (!bang) {
+        if (end[-1] == '<') start_candidate(end - 1, candidate);
+        return end;
+    }
+    if (bang > begin && bang[-1] == '<') {
+        start_candidate(bang - 1, candidate);
+        match_[match_size_++] = '!';
+    }
+    return bang + 1;
+}
+
+void BlockScanner::start_candidate(const char* at, const char*& candidate) noexcept {
+    candidate = at;
+    match_[0] = '<';
+    match_size_ = 1;
+    closing_ = false;
 }
 
 void BlockScanner::finish(BlockHandler& handler) {

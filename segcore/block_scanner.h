@@ -89,6 +89,9 @@ private:
         const char* chunk_end;
     };
 
+    const char* find_candidate(const char* from, const char* begin, const char* end,
+                               const char*& candidate) noexcept;
+    void start_candidate(const char* at, const char*& candidate) noexcept;
     Step step(char c) noexcept;
     Step complete() noexcept;
     void on_marker(const Span& span, BlockHandler& handler);
