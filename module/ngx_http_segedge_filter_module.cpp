@@ -498,7 +498,9 @@ ngx_http_segedge_fragment_copy::take(std::size_t choice,
         return;
     }
 
-    ngx_memcpy(p, html.data(), html.size());
+    if (html.size()) {
+        ngx_memcpy(p, html.data(), html.size());
+    }
 
     blocks_[choice].html.data = p;
     blocks_[choice].html.len = html.size();

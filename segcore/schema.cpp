@@ -85,7 +85,7 @@ std::size_t encode_block_key(std::string_view block, std::uint32_t segment, std:
     p += block.size();
     *p++ = '\0';
     for (int i = 0; i < 4; ++i) *p++ = static_cast<char>((segment >> (8 * (3 - i))) & 0xff);
-    std::memcpy(p, variant.data(), variant.size());
+    if (!variant.empty()) std::memcpy(p, variant.data(), variant.size());  // data() may be null
     return static_cast<std::size_t>(p - out) + variant.size();
 }
 

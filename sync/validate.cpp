@@ -65,10 +65,12 @@ std::int32_t priority(const json& object, const Location& where) {
     return static_cast<std::int32_t>(it->get<std::int64_t>());
 }
 
-std::string segment_name(const json& object, const Location& where) {
-    const std::string& name = as_string(required(object, "name", where), "name", where);
+// Segment and block names share one rule (schema::is_valid_segment_name).
+std::string name_field(const json& object, std::string_view field, std::string_view kind,
+                       const Location& where) {
+    const std::string& name = as_string(required(object, field, where), field, where);
     if (!schema::is_valid_segment_name(name))
-        throw ImportError(where, "invalid segment name " + quote(name) + ": use 1.." +
+        throw ImportError(where, "invalid " + std::string(kind) + " name " + quote(name) + ": use 1.." +
                                      std::to_string(schema::kMaxSegmentNameSize) +
                                      " characters of a-z, 0-9, _ and -");
     return name;
@@ -129,15 +131,6 @@ std::vector<std::uint32_t> segment_ids(const json& object, const Catalogue& cata
     return ids;
 }
 
-std::string block_name(const json& object, const Location& where) {
-    const std::string& name = as_string(required(object, "block", where), "block", where);
-    if (!schema::is_valid_block_name(name))
-        throw ImportError(where, "invalid block name " + quote(name) + ": use 1.." +
-                                     std::to_string(schema::kMaxBlockNameSize) +
-                                     " characters of a-z, 0-9, _ and -");
-    return name;
-}
-
 // Fragments are inserted as they are, never scanned, so a marker inside one
 // would reach the visitor's browser verbatim: almost certainly a copy-paste
 // of page markup that was meant to be trimmed.
@@ -158,7 +151,7 @@ std::string fragment(const json& object, const Location& where) {
 void Catalogue::add(const json& object, const Location& where) {
     check_fields(object, {"name", "description", "owner", "priority"}, where);
     schema::SegmentDef def;
-    def.name = segment_name(object, where);
+    def.name = name_field(object, "name", "segment", where);
     def.description = optional_text(object, "description", where);
     def.owner = optional_text(object, "owner", where);
     def.priority = priority(object, where);
@@ -195,7 +188,7 @@ Profile parse_profile(const json& object, const Catalogue& catalogue, const Loca
 BlockContent parse_block(const json& object, const Catalogue& catalogue, const Location& where) {
     check_fields(object, {"block", "segment", "html"}, where);
     BlockContent content;
-    content.block = block_name(object, where);
+    content.block = name_field(object, "block", "block", where);
     const std::string& segment = as_string(required(object, "segment", where), "segment", where);
     auto id = catalogue.find(segment);
     if (!id) throw ImportError(where, "unknown segment " + quote(segment));

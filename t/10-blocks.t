@@ -59,6 +59,8 @@ for my $dir ('', qw(remove lm expires shared gzip off nofilter types)) {
 }
 write_text("$d/html/types/page.txt", $PAGE);
 write_text("$d/html/page.txt", $PAGE);
+# one mtime for all copies, so they share an ETag (the 304 test needs it)
+utime 1700000000, 1700000000, map { "$d/html/$_/index.html" } '', qw(remove lm expires shared gzip off nofilter types);
 
 start_nginx(<<'EOF');
     include /etc/nginx/mime.types;
@@ -87,6 +89,19 @@ start_nginx(<<'EOF');
         location /bad-remove/ { alias %%TESTDIR%%/html/bad/; segedge_blocks_markers remove; }
     }
 EOF
+
+{
+    my ($status, $output) = nginx_t(<<'EOF');
+    server { listen 127.0.0.1:%%PORT%%; segedge_blocks_markers strip; }
+EOF
+    isnt $status, 0, 'nginx -t rejects an unknown segedge_blocks_markers value';
+    like $output, qr/\[emerg\].*invalid value "strip" in .*nginx-t-\d+\.conf:\d+/,
+         'nginx -t names the value and where it is';
+    ($status, $output) = nginx_t(<<'EOF');
+    server { listen 127.0.0.1:%%PORT%%; segedge_blocks maybe; }
+EOF
+    like $output, qr/invalid value "maybe" in "segedge_blocks" directive/, 'nginx -t: segedge_blocks on|off';
+}
 
 sub get {
     my ($path, $visitor, @headers) = @_;
