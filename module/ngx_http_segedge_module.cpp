@@ -669,6 +669,14 @@ ngx_http_segedge_init_process(ngx_cycle_t *cycle)
             std::string((const char *) smcf->db.data, smcf->db.len),
             smcf->check_interval);
 
+        std::string error = smcf->store->refresh(ngx_current_msec);
+
+        if (!error.empty()) {
+            ngx_http_segedge_fail_open(cycle->log, NGX_LOG_ERR,
+                                       NGX_HTTP_SEGEDGE_FAIL_DB,
+                                       error.c_str());
+        }
+
     } catch (const std::exception &e) {
         ngx_http_segedge_fail_open(cycle->log, NGX_LOG_ERR,
                                    NGX_HTTP_SEGEDGE_FAIL_DB, e.what());
