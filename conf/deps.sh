@@ -7,8 +7,8 @@ packages=(
     # build: nginx's module build needs the same libraries nginx was built with
     g++ cmake make pkg-config nginx nginx-dev libpcre2-dev libssl-dev zlib1g-dev
     liblmdb-dev lmdb-utils nlohmann-json3-dev catch2
-    # tests
-    perl curl
+    # tests (python3 runs the README's signed-cookie recipe)
+    perl curl python3
 )
 
 missing=()

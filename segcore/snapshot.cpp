@@ -2,6 +2,10 @@
 
 #include <sys/stat.h>
 
+#include <cstring>
+
+#include "segcore/visitor_id.h"
+
 namespace segcore {
 namespace {
 
@@ -29,6 +33,11 @@ Snapshot::Snapshot(const std::string& dir) try : env_(dir, reader_options()) {
         meta_db_ = txn.open_db(schema::kMetaDb);
         segments_db_ = txn.open_db(schema::kSegmentsDb);
         profiles_db_ = txn.open_db(schema::kProfilesDb);
+        try {
+            aliases_db_ = txn.open_db(schema::kAliasesDb);
+        } catch (const LmdbError& e) {
+            if (e.code() != MDB_NOTFOUND) throw;
+        }
         txn.commit();  // keeps the dbi handles open for later transactions
     }
     load_meta();
@@ -106,27 +115,42 @@ MDB_txn* Snapshot::begin_read() {
     return reader_;
 }
 
-std::size_t Snapshot::lookup(schema::VisitorKind kind, std::string_view visitor_id,
-                             std::uint32_t* out, std::size_t out_capacity) {
+Snapshot::Read::Read(Snapshot& snapshot) : snapshot_(snapshot), txn_(snapshot.begin_read()) {}
+
+// A reader slot must never stay pinned: that would keep old pages alive.
+Snapshot::Read::~Read() { mdb_txn_reset(txn_); }
+
+std::size_t Snapshot::Read::profile(schema::VisitorKind kind, std::string_view visitor_id,
+                                    std::uint32_t* out, std::size_t out_capacity) {
     char key_bytes[schema::kMaxKeySize];
     std::size_t key_size = schema::encode_visitor_key(kind, visitor_id, key_bytes);
     if (key_size == 0) return 0;
 
-    MDB_txn* txn = begin_read();
     MDB_val key{key_size, key_bytes}, value{};
-    int rc = mdb_get(txn, profiles_db_, &key, &value);
-    std::optional<std::size_t> stored;
-    std::size_t count = 0;
-    if (rc == MDB_SUCCESS) {
-        stored = schema::profile_segment_count(as_view(value));
-        if (stored) count = schema::decode_profile(as_view(value), out, out_capacity);
-    }
-    // Reset before any throw: a reader slot must never stay pinned.
-    mdb_txn_reset(txn);
+    int rc = mdb_get(txn_, snapshot_.profiles_db_, &key, &value);
     if (rc == MDB_NOTFOUND) return 0;
     check_lmdb(rc, "mdb_get profile");
-    if (!stored) throw SnapshotError("malformed profile record");
-    return count;
+    if (!schema::profile_segment_count(as_view(value)))
+        throw SnapshotError("malformed profile record");
+    return schema::decode_profile(as_view(value), out, out_capacity);
+}
+
+std::size_t Snapshot::Read::alias(std::string_view anonymous_id, char* out) {
+    if (!snapshot_.aliases_db_ || anonymous_id.empty() || anonymous_id.size() > schema::kMaxKeySize)
+        return 0;
+    MDB_val key = as_val(anonymous_id), value{};
+    int rc = mdb_get(txn_, *snapshot_.aliases_db_, &key, &value);
+    if (rc == MDB_NOTFOUND) return 0;
+    check_lmdb(rc, "mdb_get alias");
+    if (value.mv_size == 0 || value.mv_size > schema::kMaxVisitorIdSize)
+        throw SnapshotError("malformed alias record");
+    std::memcpy(out, value.mv_data, value.mv_size);
+    return value.mv_size;
+}
+
+std::size_t Snapshot::lookup(schema::VisitorKind kind, std::string_view visitor_id,
+                             std::uint32_t* out, std::size_t out_capacity) {
+    return Read(*this).profile(kind, visitor_id, out, out_capacity);
 }
 
 // The module emits ids in stored order, so the order is part of the format:
@@ -171,7 +195,23 @@ SnapshotCounts Snapshot::verify() const {
         check_profile_ids(ids, n);
         ++counts.profiles;
     }
+    counts.aliases = verify_aliases(txn);
     return counts;
+}
+
+// Only ids the module can read from a cookie can be aliased, and each to a
+// known id that fits a profile key.
+std::size_t Snapshot::verify_aliases(const Txn& txn) const {
+    if (!aliases_db_) return 0;
+    std::size_t count = 0;
+    Cursor aliases(txn, *aliases_db_);
+    while (aliases.next()) {
+        if (!is_visitor_id(aliases.key())) throw SnapshotError("malformed alias key");
+        if (aliases.value().empty() || aliases.value().size() > schema::kMaxVisitorIdSize)
+            throw SnapshotError("malformed alias record");
+        ++count;
+    }
+    return count;
 }
 
 }  // namespace segcore

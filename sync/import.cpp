@@ -1,6 +1,7 @@
 #include "sync/import.h"
 
 #include <ctime>
+#include <optional>
 
 #include "segcore/layout.h"
 #include "segcore/lmdb.h"
@@ -25,25 +26,22 @@ Catalogue read_catalogue(NdjsonReader& reader) {
     return catalogue;
 }
 
-[[noreturn]] void reject_duplicate(const NdjsonReader& reader, const Visitor& visitor) {
-    std::string message = "duplicate visitor: " +
-                          std::string(segcore::schema::to_string(visitor.kind)) + " id " +
-                          quote(visitor.id);
-    if (auto first = find_profile_line(reader.path(), visitor, reader.lines()))
-        message += " (first on line " + std::to_string(*first) + ")";
+[[noreturn]] void reject_duplicate(const NdjsonReader& reader, std::string message,
+                                   std::optional<std::size_t> first) {
+    if (first) message += " (first on line " + std::to_string(*first) + ")";
     throw ImportError(reader.where(), message);
 }
 
-// Returns the number of profiles written.
-std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
-                           SnapshotWriter& writer, std::ostream* progress_out) {
+// Streams `reader` through `put`, which validates and writes one record or
+// throws ImportError. Returns the number of records written.
+template <typename Put>
+std::size_t write_records(NdjsonReader& reader, std::ostream* progress_out, Put put) {
     Progress progress(progress_out, reader.path(), reader.size());
     std::size_t count = 0;
     Record record;
     try {
         while (reader.next(record)) {
-            Profile profile = parse_profile(record.object, catalogue, reader.where());
-            if (!writer.put_profile(profile)) reject_duplicate(reader, profile.visitor);
+            put(record.object);
             ++count;
             progress.update(reader.lines(), reader.offset());
         }
@@ -54,9 +52,32 @@ std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
     return count;
 }
 
+std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
+                           SnapshotWriter& writer, std::ostream* progress) {
+    return write_records(reader, progress, [&](const nlohmann::json& object) {
+        Profile profile = parse_profile(object, catalogue, reader.where());
+        if (writer.put_profile(profile)) return;
+        const Visitor& visitor = profile.visitor;
+        reject_duplicate(reader,
+                         "duplicate visitor: " + std::string(segcore::schema::to_string(visitor.kind)) +
+                             " id " + quote(visitor.id),
+                         find_profile_line(reader.path(), visitor, reader.lines()));
+    });
+}
+
+std::size_t write_aliases(NdjsonReader& reader, SnapshotWriter& writer, std::ostream* progress) {
+    return write_records(reader, progress, [&](const nlohmann::json& object) {
+        Alias alias = parse_alias(object, reader.where());
+        if (writer.put_alias(alias)) return;
+        reject_duplicate(reader, "duplicate alias: anonymous id " + quote(alias.anonymous),
+                         find_alias_line(reader.path(), alias.anonymous, reader.lines()));
+    });
+}
+
 SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& options,
                                    std::uint64_t generation, const Catalogue& catalogue,
-                                   NdjsonReader& profiles, std::uint64_t input_bytes) {
+                                   NdjsonReader& profiles, NdjsonReader* aliases,
+                                   std::uint64_t input_bytes) {
     SnapshotExpectation expected;
     expected.meta.schema_version = segcore::schema::kVersion;
     expected.meta.generation = generation;
@@ -67,23 +88,25 @@ SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& 
     for (const auto& def : catalogue.segments()) writer.put_segment(def);
     expected.segments = catalogue.segments().size();
     expected.profiles = write_profiles(profiles, catalogue, writer, options.progress);
+    if (aliases) expected.aliases = write_aliases(*aliases, writer, options.progress);
     writer.finish();
     return expected;
 }
 
 ImportResult import_locked(const std::string& root, const ImportOptions& options,
                            const Catalogue& catalogue, NdjsonReader& segments,
-                           NdjsonReader& profiles) {
+                           NdjsonReader& profiles, NdjsonReader* aliases) {
     ImportResult result;
     result.generation = next_generation(root);
     StagingDir staging(root);
     SnapshotExpectation expected =
-        build_snapshot(staging.path(), options, result.generation, catalogue, profiles,
-                       segments.size() + profiles.size());
+        build_snapshot(staging.path(), options, result.generation, catalogue, profiles, aliases,
+                       segments.size() + profiles.size() + (aliases ? aliases->size() : 0));
     verify_snapshot(staging.path(), expected);
     std::string name = staging.publish(result.generation);
     result.segments = expected.segments;
     result.profiles = expected.profiles;
+    result.aliases = expected.aliases;
     result.snapshot_path = segcore::layout::snapshots_dir(root) + "/" + name;
     return result;
 }
@@ -96,11 +119,14 @@ ImportResult run_import(const ImportOptions& options) {
     // the database, so a typo in a path changes nothing.
     NdjsonReader segments(options.segments_path);
     NdjsonReader profiles(options.profiles_path);
+    std::optional<NdjsonReader> aliases;
+    if (!options.aliases_path.empty()) aliases.emplace(options.aliases_path);
     Catalogue catalogue = read_catalogue(segments);
     prepare_root(root);
     WriterLock lock(root);
     try {
-        ImportResult result = import_locked(root, options, catalogue, segments, profiles);
+        ImportResult result = import_locked(root, options, catalogue, segments, profiles,
+                                            aliases ? &*aliases : nullptr);
         result.prune = prune_snapshots(root, options.keep);
         return result;
     } catch (const segcore::LmdbError& e) {  // creating or committing the environment

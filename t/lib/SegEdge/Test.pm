@@ -4,10 +4,11 @@ package SegEdge::Test;
 #
 #   use SegEdge::Test;    # also gives strict, warnings and Test::More
 #
-#   my ($rc, $out) = import_snapshot('db', <<'SEG', <<'PROF');
+#   my $v1 = visitor_id('v-1');    # a canonical anonymous id
+#   my ($rc, $out) = import_snapshot('db', <<'SEG', <<"PROF");
 #   {"name":"vip","description":"big spenders","owner":"crm","priority":100}
 #   SEG
-#   {"id":"v-1","kind":"anonymous","segments":["vip"]}
+#   {"id":"$v1","kind":"anonymous","segments":["vip"]}
 #   PROF
 #   is $rc, 0, 'imported' or diag $out;
 #
@@ -23,7 +24,7 @@ package SegEdge::Test;
 #       }
 #   EOF
 #
-#   my $r = http_get('/', Cookie => 'segedge_id=v-1');
+#   my $r = http_get('/', Cookie => "segedge_id=$v1");
 #   is $r->status, 200;
 #   is $r->value('X-Seg'), 'vip';
 #   done_testing;     # stops nginx and checks error.log, then Test::More's
@@ -44,8 +45,11 @@ package SegEdge::Test;
 #   http($raw)                     -> the raw response, for odd requests
 #   http_get($path, %headers)      -> response: ->status ->header($n) ->value($n)
 #   http_get10(...), http_get09($path)   HTTP/1.0 and HTTP/0.9 (body only)
-#   import_snapshot($db, $segments_ndjson, $profiles_ndjson, [$source])
+#   import_snapshot($db, $segments_ndjson, $profiles_ndjson, [$source, $aliases_ndjson])
 #                                  -> (exit status, output) of `segsync import`
+#   visitor_id($label)             -> the canonical anonymous id that decodes to
+#                                     $label (its first 16 bytes, zero-padded)
+#   segsync(@args)                 -> (exit status, output) of `segsync @args`
 #   testdir() port([2]) error_log_size() error_log_text([$from]) wait_until(...)
 #   read_text($path) write_text($path, $text) run_cmd(@cmd) worker_pids()
 #
@@ -62,6 +66,7 @@ use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::INET;
+use MIME::Base64 qw(encode_base64url);
 use POSIX qw(WNOHANG);
 use Test::More ();
 use Time::HiRes qw(sleep time);
@@ -72,7 +77,7 @@ our @EXPORT = qw(
     testdir port module_path segsync_path nginx_path
     write_config start_nginx stop_nginx reload_nginx nginx_t nginx_pid worker_pids
     http http_get http_get10 http_get09 parse_response
-    import_snapshot run_cmd error_log_size error_log_text read_text write_text
+    import_snapshot visitor_id segsync run_cmd error_log_size error_log_text read_text write_text
     wait_until done_testing
 );
 
@@ -383,19 +388,33 @@ sub parse_response {
 
 # ---------------------------------------------------------------- data
 
-# Writes the two feeds into TESTDIR/feed-N/ and runs `segsync import`.
-# $db is relative to the test dir unless absolute. Returns (status, output).
+# Writes the feeds into TESTDIR/feed-N/ and runs `segsync import`. $db is
+# relative to the test dir unless absolute. Returns (status, output).
 sub import_snapshot {
-    my ($db, $segments, $profiles, $source) = @_;
-    die "segsync not found at $SEGSYNC (set SEGSYNC or build it)\n" unless -x $SEGSYNC;
+    my ($db, $segments, $profiles, $source, $aliases) = @_;
     my $d = testdir();
     $db = "$d/$db" unless $db =~ m{^/};
     my $feed = "$d/feed-" . ++$feed_serial;
     make_path($feed);
     write_text("$feed/segments.ndjson", $segments);
     write_text("$feed/profiles.ndjson", $profiles);
-    return run_cmd($SEGSYNC, 'import', '--db', $db, '--segments', "$feed/segments.ndjson",
-                   '--profiles', "$feed/profiles.ndjson", '--source', $source // 'test');
+    my @aliases;
+    if (defined $aliases) {
+        write_text("$feed/aliases.ndjson", $aliases);
+        @aliases = ('--aliases', "$feed/aliases.ndjson");
+    }
+    return segsync('import', '--db', $db, '--segments', "$feed/segments.ndjson",
+                   '--profiles', "$feed/profiles.ndjson", @aliases, '--source', $source // 'test');
+}
+
+sub segsync {
+    die "segsync not found at $SEGSYNC (set SEGSYNC or build it)\n" unless -x $SEGSYNC;
+    return run_cmd($SEGSYNC, @_);
+}
+
+sub visitor_id {
+    my ($label) = @_;
+    return encode_base64url(pack 'a16', $label);
 }
 
 sub read_text {
