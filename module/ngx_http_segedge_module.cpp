@@ -76,6 +76,14 @@ typedef struct {
 } ngx_http_segedge_loc_conf_t;
 
 
+/* A string directive whose value must pass a segcore syntax rule. */
+typedef struct {
+    ngx_conf_post_handler_pt   post_handler;
+    bool                     (*valid)(std::string_view text);
+    const char                *what;
+} ngx_http_segedge_syntax_t;
+
+
 typedef struct {
     ngx_str_t                  segments;
     ngx_str_t                  visitor;
@@ -137,11 +145,7 @@ static char *ngx_http_segedge_db(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_segedge_check_interval(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
-static char *ngx_http_segedge_cookie_name(ngx_conf_t *cf, void *post,
-    void *data);
-static char *ngx_http_segedge_cookie_domain(ngx_conf_t *cf, void *post,
-    void *data);
-static char *ngx_http_segedge_cookie_path(ngx_conf_t *cf, void *post,
+static char *ngx_http_segedge_check_syntax(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_segedge_cookie_max_age(ngx_conf_t *cf, void *post,
     void *data);
@@ -156,12 +160,14 @@ static ngx_int_t ngx_http_segedge_init_process(ngx_cycle_t *cycle);
 static void ngx_http_segedge_exit_process(ngx_cycle_t *cycle);
 
 
-static ngx_conf_post_handler_pt  ngx_http_segedge_cookie_name_p =
-    ngx_http_segedge_cookie_name;
-static ngx_conf_post_handler_pt  ngx_http_segedge_cookie_domain_p =
-    ngx_http_segedge_cookie_domain;
-static ngx_conf_post_handler_pt  ngx_http_segedge_cookie_path_p =
-    ngx_http_segedge_cookie_path;
+static ngx_http_segedge_syntax_t  ngx_http_segedge_cookie_name_p =
+    { ngx_http_segedge_check_syntax, segcore::is_cookie_name, "cookie name" };
+/* "none" passes as a host name; the merge turns it into no Domain */
+static ngx_http_segedge_syntax_t  ngx_http_segedge_cookie_domain_p =
+    { ngx_http_segedge_check_syntax, segcore::is_cookie_domain,
+      "cookie domain" };
+static ngx_http_segedge_syntax_t  ngx_http_segedge_cookie_path_p =
+    { ngx_http_segedge_check_syntax, segcore::is_cookie_path, "cookie path" };
 static ngx_conf_post_handler_pt  ngx_http_segedge_cookie_max_age_p =
     ngx_http_segedge_cookie_max_age;
 
@@ -736,6 +742,8 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
     segcore::Resolution           resolution;
     const segcore::schema::SegmentDef  *def;
 
+    /* a verified cookie makes the visitor known even if the lookups fail */
+
     if (!claims->known_id.empty()) {
         ngx_str_set(&ctx->known, "1");
     }
@@ -1073,7 +1081,7 @@ ngx_http_segedge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->cookie, prev->cookie, "segedge_id");
 
     ngx_conf_merge_value(conf->cookie_issue, prev->cookie_issue, 0);
-    ngx_conf_merge_str_value(conf->cookie_domain, prev->cookie_domain, "");
+    ngx_conf_merge_str_value(conf->cookie_domain, prev->cookie_domain, "none");
     ngx_conf_merge_str_value(conf->cookie_path, prev->cookie_path, "/");
     ngx_conf_merge_sec_value(conf->cookie_max_age, prev->cookie_max_age,
                              (time_t) segcore::kDefaultCookieAgeSeconds);
@@ -1105,6 +1113,10 @@ ngx_http_segedge_merge_cookie(ngx_conf_t *cf, ngx_http_segedge_loc_conf_t *conf)
 
     attributes.domain = std::string_view((const char *) conf->cookie_domain.data,
                                          conf->cookie_domain.len);
+    if (attributes.domain == "none") {
+        attributes.domain = {};
+    }
+
     attributes.path = std::string_view((const char *) conf->cookie_path.data,
                                        conf->cookie_path.len);
     attributes.max_age = (std::uint64_t) conf->cookie_max_age;
@@ -1195,56 +1207,17 @@ ngx_http_segedge_check_interval(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 static char *
-ngx_http_segedge_cookie_name(ngx_conf_t *cf, void *post, void *data)
+ngx_http_segedge_check_syntax(ngx_conf_t *cf, void *post, void *data)
 {
-    ngx_str_t  *name = (ngx_str_t *) data;
+    ngx_http_segedge_syntax_t *syntax = (ngx_http_segedge_syntax_t *) post;
 
-    if (!segcore::is_cookie_name(std::string_view((const char *) name->data,
-                                                  name->len)))
+    ngx_str_t  *value = (ngx_str_t *) data;
+
+    if (!syntax->valid(std::string_view((const char *) value->data,
+                                        value->len)))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid cookie name \"%V\"", name);
-        return (char *) NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_segedge_cookie_domain(ngx_conf_t *cf, void *post, void *data)
-{
-    ngx_str_t  *domain = (ngx_str_t *) data;
-
-    /* "none" cancels an inherited domain: a host-only cookie */
-
-    if (domain->len == 4 && ngx_strncmp(domain->data, "none", 4) == 0) {
-        domain->len = 0;
-        return NGX_CONF_OK;
-    }
-
-    if (!segcore::is_cookie_domain(std::string_view((const char *) domain->data,
-                                                    domain->len)))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid cookie domain \"%V\"", domain);
-        return (char *) NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_segedge_cookie_path(ngx_conf_t *cf, void *post, void *data)
-{
-    ngx_str_t  *path = (ngx_str_t *) data;
-
-    if (!segcore::is_cookie_path(std::string_view((const char *) path->data,
-                                                  path->len)))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid cookie path \"%V\"", path);
+                           "invalid %s \"%V\"", syntax->what, value);
         return (char *) NGX_CONF_ERROR;
     }
 

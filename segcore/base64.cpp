@@ -16,7 +16,7 @@ int value_of(char c) {
 
 }  // namespace
 
-std::size_t encode_url(const void* data, std::size_t size, char* out) {
+std::size_t encode_url(const void* data, std::size_t size, char* out) noexcept {
     const auto* in = static_cast<const unsigned char*>(data);
     std::size_t n = 0;
     unsigned bits = 0;
@@ -33,7 +33,8 @@ std::size_t encode_url(const void* data, std::size_t size, char* out) {
     return n;
 }
 
-std::optional<std::size_t> decode_url(std::string_view text, void* out, std::size_t capacity) {
+std::optional<std::size_t> decode_url(std::string_view text, void* out,
+                                      std::size_t capacity) noexcept {
     if (text.size() % 4 == 1) return std::nullopt;  // 6 bits cannot end a byte
     std::size_t size = text.size() * 6 / 8;
     if (size > capacity) return std::nullopt;

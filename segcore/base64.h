@@ -13,11 +13,12 @@ namespace segcore::base64 {
 constexpr std::size_t encoded_size(std::size_t bytes) { return (bytes * 8 + 5) / 6; }
 
 // Writes encoded_size(size) characters to `out`; returns that count.
-std::size_t encode_url(const void* data, std::size_t size, char* out);
+std::size_t encode_url(const void* data, std::size_t size, char* out) noexcept;
 
 // Decodes into `out`; returns the byte count, or nullopt when `text` has a
 // character outside [A-Za-z0-9_-], a length no encoding produces, non-zero
 // unused low bits in its last character, or more than `capacity` bytes.
-std::optional<std::size_t> decode_url(std::string_view text, void* out, std::size_t capacity);
+std::optional<std::size_t> decode_url(std::string_view text, void* out,
+                                      std::size_t capacity) noexcept;
 
 }  // namespace segcore::base64

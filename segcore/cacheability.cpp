@@ -33,7 +33,7 @@ bool positive(std::string_view value) {
 
 }  // namespace
 
-void SharedCacheability::add_cache_control(std::string_view value) {
+void SharedCacheability::add_cache_control(std::string_view value) noexcept {
     has_cache_control_ = true;
     while (!value.empty()) {
         std::size_t comma = value.find(',');
@@ -48,7 +48,7 @@ void SharedCacheability::add_cache_control(std::string_view value) {
     }
 }
 
-bool SharedCacheability::cacheable() const {
+bool SharedCacheability::cacheable() const noexcept {
     if (forbidden_) return false;
     return storable_ || (has_expires_ && !has_cache_control_);
 }

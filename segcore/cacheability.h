@@ -14,10 +14,10 @@ namespace segcore {
 class SharedCacheability {
 public:
     // Feed every Cache-Control header of the response.
-    void add_cache_control(std::string_view value);
-    void set_has_expires() { has_expires_ = true; }
+    void add_cache_control(std::string_view value) noexcept;
+    void set_has_expires() noexcept { has_expires_ = true; }
 
-    bool cacheable() const;
+    bool cacheable() const noexcept;
 
 private:
     bool has_cache_control_ = false;

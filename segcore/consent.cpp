@@ -22,12 +22,12 @@ bool grants(std::string_view value) {
 
 }  // namespace
 
-std::string_view to_string(Consent consent) {
+std::string_view to_string(Consent consent) noexcept {
     return consent == Consent::granted ? "granted" : "denied";
 }
 
 Consent decide_consent(std::optional<std::string_view> value, std::optional<std::string_view> gpc,
-                       bool honour_gpc) {
+                       bool honour_gpc) noexcept {
     if (honour_gpc && gpc == std::string_view("1")) return Consent::denied;
     if (value && !grants(*value)) return Consent::denied;
     return Consent::granted;

@@ -16,11 +16,11 @@ namespace segcore {
 
 enum class Consent { granted, denied };
 
-std::string_view to_string(Consent consent);
+std::string_view to_string(Consent consent) noexcept;
 
 // `value`: the evaluated segedge_consent, nullopt when none is configured.
 // `gpc`: the Sec-GPC request header, nullopt when absent.
 Consent decide_consent(std::optional<std::string_view> value, std::optional<std::string_view> gpc,
-                       bool honour_gpc);
+                       bool honour_gpc) noexcept;
 
 }  // namespace segcore

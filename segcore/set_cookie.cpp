@@ -54,7 +54,7 @@ CookieFlagsResult parse_cookie_flags(const std::vector<std::string_view>& tokens
     return result;
 }
 
-bool is_cookie_domain(std::string_view domain) {
+bool is_cookie_domain(std::string_view domain) noexcept {
     if (!domain.empty() && domain.front() == '.') domain.remove_prefix(1);
     if (domain.empty() || domain.size() > 253) return false;
     for (char c : domain)
@@ -62,7 +62,7 @@ bool is_cookie_domain(std::string_view domain) {
     return domain.front() != '.' && domain.back() != '.';
 }
 
-bool is_cookie_path(std::string_view path) {
+bool is_cookie_path(std::string_view path) noexcept {
     if (path.empty() || path.front() != '/') return false;
     for (char c : path)
         if (c < 0x21 || c > 0x7e || c == ';') return false;

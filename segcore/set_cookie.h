@@ -35,9 +35,9 @@ struct CookieFlagsResult {
 CookieFlagsResult parse_cookie_flags(const std::vector<std::string_view>& tokens);
 
 // Domain attribute: a host name, [A-Za-z0-9.-], optionally with a leading dot.
-bool is_cookie_domain(std::string_view domain);
+bool is_cookie_domain(std::string_view domain) noexcept;
 // Path attribute: starts with '/', printable ASCII without ';'.
-bool is_cookie_path(std::string_view path);
+bool is_cookie_path(std::string_view path) noexcept;
 
 struct CookieAttributes {
     std::string_view domain;  // empty: none (host-only cookie)

@@ -39,7 +39,7 @@ bool split_fields(std::string_view value, std::string_view (&fields)[5]) {
 
 }  // namespace
 
-std::string_view to_string(SignedIdCheck check) {
+std::string_view to_string(SignedIdCheck check) noexcept {
     switch (check) {
         case SignedIdCheck::valid: return "valid";
         case SignedIdCheck::malformed: return "malformed";
@@ -100,7 +100,7 @@ VerifiedId verify_signed_id(const KeyRing& keys, std::string_view value, std::ui
     return result;
 }
 
-bool constant_time_equal(const unsigned char* a, const unsigned char* b, std::size_t size) {
+bool constant_time_equal(const unsigned char* a, const unsigned char* b, std::size_t size) noexcept {
     return CRYPTO_memcmp(a, b, size) == 0;
 }
 

@@ -33,7 +33,7 @@ inline constexpr std::size_t kMaxSignedIdLength = 1024;
 
 enum class SignedIdCheck { valid, malformed, unknown_key, bad_signature, expired };
 
-std::string_view to_string(SignedIdCheck check);
+std::string_view to_string(SignedIdCheck check) noexcept;
 
 // The cookie value for `id` (1..schema::kMaxVisitorIdSize bytes), signed with
 // `key`. Throws std::invalid_argument for an empty or too long id.
@@ -55,6 +55,6 @@ VerifiedId verify_signed_id(const KeyRing& keys, std::string_view value, std::ui
 
 // CRYPTO_memcmp: the time taken does not depend on where the bytes differ,
 // so a forger learns nothing from response timing.
-bool constant_time_equal(const unsigned char* a, const unsigned char* b, std::size_t size);
+bool constant_time_equal(const unsigned char* a, const unsigned char* b, std::size_t size) noexcept;
 
 }  // namespace segcore

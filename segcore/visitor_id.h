@@ -14,10 +14,10 @@ inline constexpr std::size_t kVisitorIdLength = 22;  // base64url, no padding
 
 // Exactly 22 characters of [A-Za-z0-9_-] whose last character carries no
 // bits beyond the 128 (so it is one of A, Q, g, w).
-bool is_visitor_id(std::string_view id);
+bool is_visitor_id(std::string_view id) noexcept;
 
 // Writes a new id (kVisitorIdLength characters) to `out`. false when the
 // CSPRNG fails; then nothing usable was written.
-bool issue_visitor_id(char* out);
+bool issue_visitor_id(char* out) noexcept;
 
 }  // namespace segcore

@@ -1,6 +1,6 @@
 // `segsync import`: segments + profiles (+ aliases) NDJSON files -> one new
-// published snapshot, all or nothing. The stages live in sources (read), validate
-// (check), write (build + verify) and publish (lock, flip, prune).
+// published snapshot, all or nothing. The stages live in sources (read),
+// validate (check), write (build + verify) and publish (lock, flip, prune).
 #pragma once
 
 #include <cstddef>

@@ -94,12 +94,7 @@ my @bad = (
 
 for my $case (@bad) {
     my ($what, $http, $location, $needles) = @$case;
-    my ($rc, $out) = nginx_t(config($http, $location));
-    isnt $rc, 0, "$what: nginx -t fails";
-    like $out, qr/\[emerg\]/, "$what: an emerg message";
-    for my $needle (@$needles) {
-        ok index($out, $needle) >= 0, "$what: message names '$needle'" or diag $out;
-    }
+    my $out = nginx_t_fails($what, config($http, $location), @$needles);
     unlike $out, qr/\Q$secret\E/, "$what: no secret in the message";
 }
 

@@ -42,6 +42,8 @@ package SegEdge::Test;
 # Functions (all exported):
 #   start_nginx($http, %opts) / stop_nginx() / reload_nginx([$http, %opts])
 #   nginx_t($http, %opts)          -> (exit status, output) of `nginx -t`
+#   nginx_t_fails($what, $http, @needles)  tests that `nginx -t` fails with an
+#                                  [emerg] naming each needle; returns the output
 #   http($raw)                     -> the raw response, for odd requests
 #   http_get($path, %headers)      -> response: ->status ->header($n) ->value($n)
 #   http_get10(...), http_get09($path)   HTTP/1.0 and HTTP/0.9 (body only)
@@ -75,7 +77,7 @@ require Exporter;
 our @ISA = ('Exporter');
 our @EXPORT = qw(
     testdir port module_path segsync_path nginx_path
-    write_config start_nginx stop_nginx reload_nginx nginx_t nginx_pid worker_pids
+    write_config start_nginx stop_nginx reload_nginx nginx_t nginx_t_fails nginx_pid worker_pids
     http http_get http_get10 http_get09 parse_response
     import_snapshot visitor_id segsync run_cmd error_log_size error_log_text read_text write_text
     wait_until done_testing
@@ -199,6 +201,19 @@ sub nginx_t {
     my $conf = write_config($http, %opts, file => "$d/nginx-t-$n.conf",
                             error_log => "$d/nginx-t.log");
     return run_cmd($NGINX, '-p', "$d/", '-c', $conf, '-t');
+}
+
+sub nginx_t_fails {
+    my ($what, $http, @needles) = @_;
+    my ($rc, $out) = nginx_t($http);
+    Test::More::isnt($rc, 0, "$what: nginx -t fails");
+    Test::More::like($out, qr/\[emerg\]/, "$what: an emerg message");
+    for my $needle (@needles) {
+        Test::More::ok(index($out, $needle) >= 0, "$what: message names '$needle'")
+            or Test::More::diag($out);
+    }
+    Test::More::unlike($out, qr/test is successful/, "$what: not reported as successful");
+    return $out;
 }
 
 # ---------------------------------------------------------------- process
