@@ -16,9 +16,16 @@ install -d -m 0755 "$demo" "$demo/html"
 install -d -m 2775 -g www-data "$demo/db"
 cp "$repo"/conf/demo/html/* "$demo/html/"
 
+# The key that signs known-visitor cookies: made once, readable by root only
+# (the nginx master reads it before dropping privileges).
+if [ ! -s "$demo/keys" ]; then
+    (umask 077; echo "demo$(date +%Y%m) base64:$(head -c 32 /dev/urandom | base64)" > "$demo/keys")
+fi
+
 "$repo/build/segsync" import --db "$demo/db" \
     --segments "$repo/conf/demo/segments.ndjson" \
     --profiles "$repo/conf/demo/profiles.ndjson" \
+    --aliases "$repo/conf/demo/aliases.ndjson" \
     --blocks "$repo/conf/demo/blocks.ndjson" --source demo
 
 sed -e "s|@MODULE@|$repo/build/nginx/objs/ngx_http_segedge_module.so|" \
@@ -35,23 +42,34 @@ cat <<TRY
 
 segedge demo running on http://127.0.0.1:8080/ (logs in $demo/)
 
-A visitor the snapshot knows (segments vip, newsletter):
-  curl -si -b segedge_id=demo-vip-visitor http://127.0.0.1:8080/ | grep -i '^x-segedge'
+A first visit: the edge issues a visitor cookie (no segments yet):
+  curl -si http://127.0.0.1:8080/ | grep -i '^set-cookie\|^x-segedge'
+
+A returning anonymous visitor the snapshot knows (segments vip, newsletter):
+  curl -si -b segedge_id=ZGVtby12aXAtdmlzaXRvcg http://127.0.0.1:8080/ | grep -i '^x-segedge'
 
 The same visitor's page: the hero and offer blocks swapped, the newsletter
-sign-up gone (open http://127.0.0.1:8080/ in a browser with that cookie to see it):
-  curl -s -b segedge_id=demo-vip-visitor http://127.0.0.1:8080/ | grep -A2 'segedge:hero'
+sign-up gone (a browser with that cookie shows it too):
+  curl -s -b segedge_id=ZGVtby12aXAtdmlzaXRvcg http://127.0.0.1:8080/ | grep -A2 'segedge:hero'
 
 A new visitor gets the welcome hero; without a cookie, the defaults stay:
-  curl -s -b segedge_id=demo-new-visitor http://127.0.0.1:8080/ | grep -A2 'segedge:hero'
+  curl -s -b segedge_id=ZGVtby1uZXctdmlzaXRvcg http://127.0.0.1:8080/ | grep -A2 'segedge:hero'
   curl -s http://127.0.0.1:8080/ | grep -A2 'segedge:hero'
 
-An anonymous visitor nobody has seen (no segments):
-  curl -si -b segedge_id=someone-new http://127.0.0.1:8080/ | grep -i '^x-segedge'
+An anonymous visitor aliased to customer cust-10001 (known: vip, newsletter,
+plus its own cart_abandoner):
+  curl -si -b segedge_id=ZGVtby1hbGlhcy12aXNpdA http://127.0.0.1:8080/ | grep -i '^x-segedge'
+
+A logged-in customer, with the signed cookie an application would set:
+  curl -si -b "segedge_known=\$($repo/build/segsync sign --keys $demo/keys --id cust-10005)" http://127.0.0.1:8080/ | grep -i '^x-segedge'
+
+The same VIP visitor with Global Privacy Control on (consent denied):
+  curl -si -H 'Sec-GPC: 1' -b segedge_id=ZGVtby12aXAtdmlzaXRvcg http://127.0.0.1:8080/ | grep -i '^x-segedge'
 
 Publish a changed snapshot and see it without a reload:
   $repo/build/segsync import --db $demo/db --segments $repo/conf/demo/segments.ndjson \
-      --profiles $repo/conf/demo/profiles.ndjson --blocks $repo/conf/demo/blocks.ndjson
+      --profiles $repo/conf/demo/profiles.ndjson --aliases $repo/conf/demo/aliases.ndjson \
+      --blocks $repo/conf/demo/blocks.ndjson
 
 Stop it:  /usr/sbin/nginx -c $demo/nginx.conf -s quit
 TRY

@@ -129,6 +129,8 @@ static ngx_int_t ngx_http_segedge_blocks_key(ngx_http_request_t *r,
     segcore::Snapshot *snapshot, const segcore::BlockChoice *choices,
     ngx_uint_t n, ngx_http_segedge_blocks_t *blocks);
 static ngx_int_t ngx_http_segedge_set_private(ngx_http_request_t *r);
+static size_t ngx_http_segedge_take_cache_control(ngx_http_request_t *r,
+    u_char *out);
 static ngx_int_t ngx_http_segedge_scan(ngx_http_request_t *r,
     ngx_http_segedge_filter_ctx_t *ctx, ngx_buf_t *b);
 static ngx_int_t ngx_http_segedge_pass_flags(ngx_http_request_t *r,
@@ -355,7 +357,7 @@ ngx_http_segedge_blocks(ngx_http_request_t *r, ngx_http_segedge_ctx_t *sctx)
 
     sctx->blocks = blocks;
 
-    snapshot = ngx_http_segedge_snapshot(r);
+    snapshot = ngx_http_segedge_current_snapshot(r);
 
     if (snapshot == NULL || sctx->nsegment_ids == 0) {
         return blocks;
@@ -509,80 +511,93 @@ ngx_http_segedge_fragment_copy::take(std::size_t choice,
 
 /*
  * Cache-Control: private, keeping the directives a browser cache still
- * obeys (segcore decides which); replaces every Cache-Control header, the
- * way the expires directive does.
+ * obeys (segcore decides which). Every Cache-Control header is replaced by
+ * one; the header list is walked rather than headers_out.cache_control,
+ * whose type changed in nginx 1.23.
  */
 
 static ngx_int_t
 ngx_http_segedge_set_private(ngx_http_request_t *r)
 {
-    u_char            *joined, *p, *value;
-    size_t             len;
-    ngx_uint_t         i, n;
-    ngx_table_elt_t   *cc, **ccp;
+    u_char           *joined, *value;
+    size_t            len;
+    ngx_table_elt_t  *cc;
 
-    ccp = (ngx_table_elt_t **) r->headers_out.cache_control.elts;
-    n = ccp ? r->headers_out.cache_control.nelts : 0;
+    len = ngx_http_segedge_take_cache_control(r, NULL);
 
-    len = 0;
-    for (i = 0; i < n; i++) {
-        len += ccp[i]->value.len + 1;
-    }
-
-    joined = (u_char *) ngx_pnalloc(r->pool, len + 1);
+    joined = (u_char *) ngx_pnalloc(r->pool, len);
     value = (u_char *) ngx_pnalloc(r->pool,
                              segcore::private_cache_control_capacity(len));
-    if (joined == NULL || value == NULL) {
+    if ((len && joined == NULL) || value == NULL) {
         return NGX_ERROR;
     }
 
-    p = joined;
-    for (i = 0; i < n; i++) {
-        p = ngx_cpymem(p, ccp[i]->value.data, ccp[i]->value.len);
-        *p++ = ',';
+    (void) ngx_http_segedge_take_cache_control(r, joined);
+
+    cc = (ngx_table_elt_t *) ngx_list_push(&r->headers_out.headers);
+    if (cc == NULL) {
+        return NGX_ERROR;
     }
 
-    len = segcore::private_cache_control(
-              std::string_view((const char *) joined, p - joined),
-              (char *) value);
-
-    if (n == 0) {
-        if (ccp == NULL
-            && ngx_array_init(&r->headers_out.cache_control, r->pool, 1,
-                              sizeof(ngx_table_elt_t *))
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        cc = (ngx_table_elt_t *) ngx_list_push(&r->headers_out.headers);
-        if (cc == NULL) {
-            return NGX_ERROR;
-        }
-
-        cc->hash = 1;
-        ngx_str_set(&cc->key, "Cache-Control");
-
-        ccp = (ngx_table_elt_t **)
-                  ngx_array_push(&r->headers_out.cache_control);
-        if (ccp == NULL) {
-            return NGX_ERROR;
-        }
-
-        *ccp = cc;
-
-    } else {
-        for (i = 1; i < n; i++) {
-            ccp[i]->hash = 0;
-        }
-
-        cc = ccp[0];
-    }
-
-    cc->value.len = len;
+    cc->hash = 1;
+#if (nginx_version >= 1023000)
+    cc->next = NULL;
+#endif
+    ngx_str_set(&cc->key, "Cache-Control");
     cc->value.data = value;
+    cc->value.len = segcore::private_cache_control(
+                        std::string_view((const char *) joined, len),
+                        (char *) value);
 
     return NGX_OK;
+}
+
+
+/*
+ * With out == NULL, measures the Cache-Control values, each followed by a
+ * comma; otherwise copies them there and takes the headers out.
+ */
+
+static size_t
+ngx_http_segedge_take_cache_control(ngx_http_request_t *r, u_char *out)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *header;
+
+    len = 0;
+    part = &r->headers_out.headers.part;
+    header = (ngx_table_elt_t *) part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return len;
+            }
+
+            part = part->next;
+            header = (ngx_table_elt_t *) part->elts;
+            i = 0;
+        }
+
+        if (header[i].hash == 0
+            || header[i].key.len != sizeof("Cache-Control") - 1
+            || ngx_strncasecmp(header[i].key.data, (u_char *) "Cache-Control",
+                               sizeof("Cache-Control") - 1) != 0)
+        {
+            continue;
+        }
+
+        if (out) {
+            ngx_memcpy(out + len, header[i].value.data, header[i].value.len);
+            out[len + header[i].value.len] = ',';
+            header[i].hash = 0;
+        }
+
+        len += header[i].value.len + 1;
+    }
 }
 
 

@@ -1,6 +1,8 @@
 /*
- * ngx_http_segedge_module: exposes the visitor's segments, looked up in the
- * LMDB snapshot published by segsync, as nginx variables.
+ * ngx_http_segedge_module: identifies the visitor (anonymous cookie, issued
+ * when missing; signed known-visitor cookie; aliases), subject to consent,
+ * and exposes the visitor's segments, looked up in the LMDB snapshot
+ * published by segsync, as nginx variables.
  *
  * This file only translates between nginx and segcore. Every call into
  * segcore is wrapped so that no C++ exception reaches nginx: on any failure
@@ -11,11 +13,20 @@
 
 #include <exception>
 #include <new>
+#include <optional>
 #include <string_view>
+#include <vector>
 
+#include "segcore/cacheability.h"
+#include "segcore/consent.h"
 #include "segcore/cookie.h"
+#include "segcore/identity.h"
+#include "segcore/keys.h"
 #include "segcore/schema.h"
+#include "segcore/set_cookie.h"
+#include "segcore/signed_id.h"
 #include "segcore/store.h"
+#include "segcore/visitor_id.h"
 
 static_assert(__cplusplus >= 201703L, "segedge needs C++17");
 
@@ -33,25 +44,69 @@ typedef struct {
 } ngx_http_segedge_main_conf_t;
 
 
-typedef struct {
+struct ngx_http_segedge_loc_conf_s {
     ngx_flag_t                 enable;
     ngx_str_t                  cookie;
-} ngx_http_segedge_loc_conf_t;
+
+    ngx_flag_t                 cookie_issue;
+    ngx_str_t                  cookie_domain;
+    ngx_str_t                  cookie_path;
+    time_t                     cookie_max_age;
+    ngx_uint_t                 cookie_flags;       /* segcore::CookieFlag */
+    ngx_str_t                  cookie_attributes;  /* "; Max-Age=...", merged */
+
+    ngx_str_t                  known_cookie;
+    segcore::KeyRing          *keys;
+
+    ngx_http_complex_value_t  *consent;
+    ngx_flag_t                 consent_gpc;
+};
 
 
+/* A string directive whose value must pass a segcore syntax rule. */
+typedef struct {
+    ngx_conf_post_handler_pt   post_handler;
+    bool                     (*valid)(std::string_view text);
+    const char                *what;
+} ngx_http_segedge_syntax_t;
+
+
+static ngx_http_segedge_ctx_t *ngx_http_segedge_find_ctx(
+    ngx_http_request_t *r);
 static void ngx_http_segedge_resolve(ngx_http_request_t *r,
     ngx_http_segedge_ctx_t *ctx);
-static ngx_int_t ngx_http_segedge_find_visitor(ngx_http_request_t *r,
-    ngx_str_t *name, ngx_str_t *visitor);
+static segcore::Snapshot *ngx_http_segedge_snapshot(ngx_http_request_t *r,
+    ngx_http_segedge_main_conf_t *smcf, ngx_http_segedge_ctx_t *ctx);
+static ngx_int_t ngx_http_segedge_consented(ngx_http_request_t *r,
+    ngx_http_segedge_loc_conf_t *slcf, ngx_http_segedge_ctx_t *ctx);
+static ngx_int_t ngx_http_segedge_read_cookies(ngx_http_request_t *r,
+    ngx_http_segedge_loc_conf_t *slcf, ngx_http_segedge_ctx_t *ctx,
+    segcore::VisitorClaims *claims, u_char *known_id);
+static ngx_int_t ngx_http_segedge_find_cookie(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *value);
+static void ngx_http_segedge_verify_known(ngx_http_request_t *r,
+    ngx_http_segedge_loc_conf_t *slcf, ngx_str_t *value,
+    segcore::VisitorClaims *claims, u_char *known_id);
+static void ngx_http_segedge_issue(ngx_http_request_t *r,
+    ngx_http_segedge_loc_conf_t *slcf, ngx_http_segedge_ctx_t *ctx,
+    segcore::VisitorClaims *claims);
 static ngx_int_t ngx_http_segedge_lookup(ngx_http_request_t *r,
-    segcore::Snapshot *snapshot, ngx_http_segedge_ctx_t *ctx);
+    segcore::Snapshot *snapshot, segcore::VisitorClaims *claims,
+    ngx_http_segedge_ctx_t *ctx);
 static void ngx_http_segedge_refresh(ngx_http_request_t *r,
     ngx_http_segedge_main_conf_t *smcf);
+static ngx_table_elt_t *ngx_http_segedge_request_header(ngx_http_request_t *r,
+    ngx_str_t *name);
+static ngx_int_t ngx_http_segedge_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_segedge_set_cookie(ngx_http_request_t *r,
+    ngx_http_segedge_ctx_t *ctx);
+static ngx_uint_t ngx_http_segedge_cacheable(ngx_http_request_t *r);
 static void ngx_http_segedge_ctx_marker(void *data);
 static ngx_int_t ngx_http_segedge_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 static ngx_int_t ngx_http_segedge_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_segedge_init(ngx_conf_t *cf);
 static void *ngx_http_segedge_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_segedge_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_segedge_create_loc_conf(ngx_conf_t *cf);
@@ -61,14 +116,33 @@ static char *ngx_http_segedge_db(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_segedge_check_interval(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
-static char *ngx_http_segedge_cookie_name(ngx_conf_t *cf, void *post,
+static char *ngx_http_segedge_check_syntax(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_segedge_cookie_max_age(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_segedge_cookie_flags(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_segedge_merge_cookie(ngx_conf_t *cf,
+    ngx_http_segedge_loc_conf_t *conf);
+static char *ngx_http_segedge_keys(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void ngx_http_segedge_delete_keys(void *data);
 static ngx_int_t ngx_http_segedge_init_process(ngx_cycle_t *cycle);
 static void ngx_http_segedge_exit_process(ngx_cycle_t *cycle);
 
 
-static ngx_conf_post_handler_pt  ngx_http_segedge_cookie_name_p =
-    ngx_http_segedge_cookie_name;
+static ngx_http_segedge_syntax_t  ngx_http_segedge_cookie_name_p =
+    { ngx_http_segedge_check_syntax, segcore::is_cookie_name, "cookie name" };
+/* "none" passes as a host name; the merge turns it into no Domain */
+static ngx_http_segedge_syntax_t  ngx_http_segedge_cookie_domain_p =
+    { ngx_http_segedge_check_syntax, segcore::is_cookie_domain,
+      "cookie domain" };
+static ngx_http_segedge_syntax_t  ngx_http_segedge_cookie_path_p =
+    { ngx_http_segedge_check_syntax, segcore::is_cookie_path, "cookie path" };
+static ngx_conf_post_handler_pt  ngx_http_segedge_cookie_max_age_p =
+    ngx_http_segedge_cookie_max_age;
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 
 static ngx_command_t  ngx_http_segedge_commands[] = {
@@ -101,13 +175,76 @@ static ngx_command_t  ngx_http_segedge_commands[] = {
       offsetof(ngx_http_segedge_loc_conf_t, cookie),
       &ngx_http_segedge_cookie_name_p },
 
+    { ngx_string("segedge_cookie_issue"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_segedge_loc_conf_t, cookie_issue),
+      NULL },
+
+    { ngx_string("segedge_cookie_domain"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_segedge_loc_conf_t, cookie_domain),
+      &ngx_http_segedge_cookie_domain_p },
+
+    { ngx_string("segedge_cookie_path"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_segedge_loc_conf_t, cookie_path),
+      &ngx_http_segedge_cookie_path_p },
+
+    { ngx_string("segedge_cookie_max_age"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_segedge_loc_conf_t, cookie_max_age),
+      &ngx_http_segedge_cookie_max_age_p },
+
+    { ngx_string("segedge_cookie_flags"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_segedge_cookie_flags,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("segedge_known_cookie"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_segedge_loc_conf_t, known_cookie),
+      &ngx_http_segedge_cookie_name_p },
+
+    { ngx_string("segedge_keys"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_segedge_keys,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("segedge_consent"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_segedge_loc_conf_t, consent),
+      NULL },
+
+    { ngx_string("segedge_consent_gpc"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_segedge_loc_conf_t, consent_gpc),
+      NULL },
+
       ngx_null_command
 };
 
 
 static ngx_http_module_t  ngx_http_segedge_module_ctx = {
     ngx_http_segedge_add_variables,        /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_segedge_init,                 /* postconfiguration */
 
     ngx_http_segedge_create_main_conf,     /* create main configuration */
     ngx_http_segedge_init_main_conf,       /* init main configuration */
@@ -148,6 +285,14 @@ static ngx_http_variable_t  ngx_http_segedge_vars[] = {
 
     { ngx_string("segedge_generation"), NULL, ngx_http_segedge_variable,
       offsetof(ngx_http_segedge_ctx_t, generation),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("segedge_known"), NULL, ngx_http_segedge_variable,
+      offsetof(ngx_http_segedge_ctx_t, known),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("segedge_consent"), NULL, ngx_http_segedge_variable,
+      offsetof(ngx_http_segedge_ctx_t, consent),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -194,18 +339,9 @@ ngx_http_segedge_get_ctx(ngx_http_request_t *r)
     ngx_http_segedge_ctx_t       *ctx;
     ngx_http_segedge_loc_conf_t  *slcf;
 
-    ctx = (ngx_http_segedge_ctx_t *)
-              ngx_http_get_module_ctx(r->main, ngx_http_segedge_module);
+    ctx = ngx_http_segedge_find_ctx(r);
     if (ctx) {
         return ctx;
-    }
-
-    for (cln = r->main->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_segedge_ctx_marker) {
-            ctx = (ngx_http_segedge_ctx_t *) cln->data;
-            ngx_http_set_ctx(r->main, ctx, ngx_http_segedge_module);
-            return ctx;
-        }
     }
 
     slcf = (ngx_http_segedge_loc_conf_t *)
@@ -231,6 +367,32 @@ ngx_http_segedge_get_ctx(ngx_http_request_t *r)
 }
 
 
+/* The request's ctx if it was resolved already; never resolves. */
+
+static ngx_http_segedge_ctx_t *
+ngx_http_segedge_find_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_segedge_ctx_t  *ctx;
+
+    ctx = (ngx_http_segedge_ctx_t *)
+              ngx_http_get_module_ctx(r->main, ngx_http_segedge_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    for (cln = r->main->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_segedge_ctx_marker) {
+            ctx = (ngx_http_segedge_ctx_t *) cln->data;
+            ngx_http_set_ctx(r->main, ctx, ngx_http_segedge_module);
+            return ctx;
+        }
+    }
+
+    return NULL;
+}
+
+
 static void
 ngx_http_segedge_ctx_marker(void *data)
 {
@@ -238,38 +400,70 @@ ngx_http_segedge_ctx_marker(void *data)
 }
 
 
+/*
+ * Consent first: without it no cookie is read or set and nothing is looked
+ * up. Then the visitor's claims (anonymous cookie, issued if missing;
+ * verified known cookie) go to segcore, which applies the identity rule.
+ */
+
 static void
 ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
 {
-    segcore::Snapshot             *snapshot;
-    ngx_http_segedge_loc_conf_t   *slcf;
-    ngx_http_segedge_main_conf_t  *smcf;
+    u_char                        known_id[segcore::schema::kMaxVisitorIdSize];
+    segcore::Snapshot            *snapshot;
+    segcore::VisitorClaims        claims;
+    ngx_http_segedge_loc_conf_t  *slcf;
+    ngx_http_segedge_main_conf_t *smcf;
 
     smcf = (ngx_http_segedge_main_conf_t *)
                ngx_http_get_module_main_conf(r, ngx_http_segedge_module);
     slcf = (ngx_http_segedge_loc_conf_t *)
                ngx_http_get_module_loc_conf(r, ngx_http_segedge_module);
 
-    if (smcf->store == NULL) {
+    ngx_str_set(&ctx->known, "0");
+
+    snapshot = ngx_http_segedge_snapshot(r, smcf, ctx);
+
+    if (ngx_http_segedge_consented(r, slcf, ctx) != NGX_OK) {
         return;
     }
 
-    ngx_http_segedge_refresh(r, smcf);
-
-    if (ngx_http_segedge_find_visitor(r, &slcf->cookie, &ctx->visitor)
+    if (ngx_http_segedge_read_cookies(r, slcf, ctx, &claims, known_id)
         != NGX_OK)
     {
         return;
     }
 
+    if (claims.anonymous_id.empty() && slcf->cookie_issue) {
+        ngx_http_segedge_issue(r, slcf, ctx, &claims);
+    }
+
+    (void) ngx_http_segedge_lookup(r, snapshot, &claims, ctx);
+}
+
+
+/* The snapshot this request is resolved against, or NULL. */
+
+static segcore::Snapshot *
+ngx_http_segedge_snapshot(ngx_http_request_t *r,
+    ngx_http_segedge_main_conf_t *smcf, ngx_http_segedge_ctx_t *ctx)
+{
+    segcore::Snapshot  *snapshot;
+
+    if (smcf->store == NULL) {
+        return NULL;
+    }
+
+    ngx_http_segedge_refresh(r, smcf);
+
     snapshot = smcf->store->current();
     if (snapshot == NULL) {
-        return;
+        return NULL;
     }
 
     ctx->generation.data = (u_char *) ngx_pnalloc(r->pool, NGX_INT64_LEN);
     if (ctx->generation.data == NULL) {
-        return;
+        return NULL;
     }
 
     ctx->snapshot_generation = snapshot->meta().generation;
@@ -277,14 +471,12 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
                                       ctx->snapshot_generation)
                           - ctx->generation.data;
 
-    if (ctx->visitor.len) {
-        (void) ngx_http_segedge_lookup(r, snapshot, ctx);
-    }
+    return snapshot;
 }
 
 
 segcore::Snapshot *
-ngx_http_segedge_snapshot(ngx_http_request_t *r)
+ngx_http_segedge_current_snapshot(ngx_http_request_t *r)
 {
     ngx_http_segedge_main_conf_t  *smcf;
 
@@ -329,16 +521,54 @@ ngx_http_segedge_refresh(ngx_http_request_t *r,
 }
 
 
+static ngx_int_t
+ngx_http_segedge_consented(ngx_http_request_t *r,
+    ngx_http_segedge_loc_conf_t *slcf, ngx_http_segedge_ctx_t *ctx)
+{
+    ngx_str_t                          value;
+    ngx_table_elt_t                   *gpc;
+    segcore::Consent                   consent;
+    std::optional<std::string_view>    consent_value, gpc_value;
+    static ngx_str_t                   gpc_name = ngx_string("Sec-GPC");
+
+    if (slcf->consent) {
+        if (ngx_http_complex_value(r, slcf->consent, &value) != NGX_OK) {
+            value.len = 0;
+        }
+
+        consent_value = std::string_view((const char *) value.data, value.len);
+    }
+
+    gpc = ngx_http_segedge_request_header(r, &gpc_name);
+    if (gpc) {
+        gpc_value = std::string_view((const char *) gpc->value.data,
+                                     gpc->value.len);
+    }
+
+    consent = segcore::decide_consent(consent_value, gpc_value,
+                                      slcf->consent_gpc);
+
+    std::string_view text = segcore::to_string(consent);
+    ctx->consent.data = (u_char *) text.data();
+    ctx->consent.len = text.size();
+
+    return consent == segcore::Consent::granted ? NGX_OK : NGX_DECLINED;
+}
+
+
 /*
- * Sets *visitor to the first well-formed id in the cookie named *name, or
- * leaves it empty. NGX_DECLINED means the request must not be personalised.
+ * Fills the claims from the anonymous cookie (only a canonical id counts)
+ * and the known-visitor cookie (only a verified one counts).
+ * NGX_DECLINED means the request must not be personalised.
  */
 
 static ngx_int_t
-ngx_http_segedge_find_visitor(ngx_http_request_t *r, ngx_str_t *name,
-    ngx_str_t *visitor)
+ngx_http_segedge_read_cookies(ngx_http_request_t *r,
+    ngx_http_segedge_loc_conf_t *slcf, ngx_http_segedge_ctx_t *ctx,
+    segcore::VisitorClaims *claims, u_char *known_id)
 {
     size_t             total;
+    ngx_str_t          value;
     ngx_uint_t         i;
     ngx_table_elt_t  **cookies;
 
@@ -358,48 +588,148 @@ ngx_http_segedge_find_visitor(ngx_http_request_t *r, ngx_str_t *name,
         return NGX_DECLINED;
     }
 
-    std::string_view wanted((const char *) name->data, name->len);
+    if (ngx_http_segedge_find_cookie(r, &slcf->cookie, &value) == NGX_OK) {
 
-    for (i = 0; i < r->main->headers_in.cookies.nelts; i++) {
-        std::string_view header((const char *) cookies[i]->value.data,
-                                cookies[i]->value.len);
+        if (segcore::is_visitor_id(std::string_view((const char *) value.data,
+                                                    value.len)))
+        {
+            ctx->visitor = value;
+            claims->anonymous_id = std::string_view((const char *) value.data,
+                                                    value.len);
 
-        auto value = segcore::find_cookie(header, wanted);
-        if (!value) {
-            continue;
-        }
-
-        if (!segcore::is_visitor_id(*value)) {
+        } else {
             ngx_http_segedge_fail_open(r->connection->log, NGX_LOG_INFO,
                                        NGX_HTTP_SEGEDGE_FAIL_COOKIE,
                                        "malformed visitor cookie");
-            break;
         }
+    }
 
-        visitor->data = (u_char *) value->data();
-        visitor->len = value->size();
-        break;
+    if (slcf->keys
+        && ngx_http_segedge_find_cookie(r, &slcf->known_cookie, &value)
+           == NGX_OK)
+    {
+        ngx_http_segedge_verify_known(r, slcf, &value, claims, known_id);
     }
 
     return NGX_OK;
 }
 
 
+/*
+ * The value of the first cookie named *name over all Cookie headers.
+ * NGX_DECLINED when there is none.
+ */
+
+static ngx_int_t
+ngx_http_segedge_find_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    ngx_uint_t         i;
+    ngx_table_elt_t  **cookies;
+
+    cookies = (ngx_table_elt_t **) r->main->headers_in.cookies.elts;
+
+    std::string_view wanted((const char *) name->data, name->len);
+
+    for (i = 0; i < r->main->headers_in.cookies.nelts; i++) {
+        std::string_view header((const char *) cookies[i]->value.data,
+                                cookies[i]->value.len);
+
+        auto found = segcore::find_cookie(header, wanted);
+        if (found) {
+            value->data = (u_char *) found->data();
+            value->len = found->size();
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_segedge_verify_known(ngx_http_request_t *r,
+    ngx_http_segedge_loc_conf_t *slcf, ngx_str_t *value,
+    segcore::VisitorClaims *claims, u_char *known_id)
+{
+    segcore::VerifiedId  verified;
+
+    try {
+        verified = segcore::verify_signed_id(
+                       *slcf->keys,
+                       std::string_view((const char *) value->data,
+                                        value->len),
+                       (std::uint64_t) ngx_time(), (char *) known_id);
+
+    } catch (const std::exception &e) {
+        ngx_http_segedge_fail_open(r->connection->log, NGX_LOG_ERR,
+                                   NGX_HTTP_SEGEDGE_FAIL_LOOKUP, e.what());
+        return;
+    }
+
+    if (verified.check != segcore::SignedIdCheck::valid) {
+        std::string_view why = segcore::to_string(verified.check);
+
+        /* an expired cookie is routine and a forged one is the client's */
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "segedge: known-visitor cookie ignored: %*s",
+                       why.size(), why.data());
+        return;
+    }
+
+    claims->known_id = std::string_view((const char *) known_id,
+                                        verified.size);
+}
+
+
+/*
+ * A new anonymous id, used for this very request and sent in Set-Cookie by
+ * the header filter.
+ */
+
+static void
+ngx_http_segedge_issue(ngx_http_request_t *r,
+    ngx_http_segedge_loc_conf_t *slcf, ngx_http_segedge_ctx_t *ctx,
+    segcore::VisitorClaims *claims)
+{
+    if (!segcore::issue_visitor_id((char *) ctx->issued)) {
+        ngx_http_segedge_fail_open(r->connection->log, NGX_LOG_ERR,
+                                   NGX_HTTP_SEGEDGE_FAIL_ISSUE,
+                                   "cannot issue a visitor id: "
+                                   "the CSPRNG failed");
+        return;
+    }
+
+    ctx->visitor.data = ctx->issued;
+    ctx->visitor.len = segcore::kVisitorIdLength;
+    ctx->issuer = slcf;
+
+    claims->anonymous_id = std::string_view((const char *) ctx->issued,
+                                            segcore::kVisitorIdLength);
+    claims->anonymous_is_new = true;
+}
+
+
 static ngx_int_t
 ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
-    ngx_http_segedge_ctx_t *ctx)
+    segcore::VisitorClaims *claims, ngx_http_segedge_ctx_t *ctx)
 {
     u_char                       *p;
     size_t                        len;
-    std::size_t                   i, n;
-    std::uint32_t                 ids[segcore::schema::kMaxSegmentsPerProfile];
+    std::size_t                   i;
+    std::uint32_t                 ids[segcore::kMaxResolvedSegments];
+    segcore::Resolution           resolution;
     const segcore::schema::SegmentDef  *def;
 
+    /* a verified cookie makes the visitor known even if the lookups fail */
+
+    if (!claims->known_id.empty()) {
+        ngx_str_set(&ctx->known, "1");
+    }
+
     try {
-        n = snapshot->lookup(segcore::schema::VisitorKind::anonymous,
-                             std::string_view((const char *) ctx->visitor.data,
-                                              ctx->visitor.len),
-                             ids, segcore::schema::kMaxSegmentsPerProfile);
+        resolution = segcore::resolve_identity(snapshot, *claims, ids);
 
     } catch (const std::exception &e) {
         ngx_http_segedge_fail_open(r->connection->log, NGX_LOG_ERR,
@@ -412,19 +742,24 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
         return NGX_ERROR;
     }
 
-    if (n) {
+    if (resolution.known) {
+        ngx_str_set(&ctx->known, "1");
+    }
+
+    if (resolution.segments) {
         ctx->segment_ids = (uint32_t *) ngx_palloc(r->pool,
-                                                   n * sizeof(uint32_t));
+                               resolution.segments * sizeof(uint32_t));
         if (ctx->segment_ids == NULL) {
             return NGX_ERROR;
         }
 
-        ngx_memcpy(ctx->segment_ids, ids, n * sizeof(uint32_t));
-        ctx->nsegment_ids = n;
+        ngx_memcpy(ctx->segment_ids, ids,
+                   resolution.segments * sizeof(uint32_t));
+        ctx->nsegment_ids = resolution.segments;
     }
 
     len = 0;
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < resolution.segments; i++) {
         def = snapshot->segment(ids[i]);
         if (def) {
             len += def->name.size() + 1;
@@ -442,7 +777,7 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
 
     ctx->segments.data = p;
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < resolution.segments; i++) {
         def = snapshot->segment(ids[i]);
         if (def == NULL) {
             continue;
@@ -458,6 +793,165 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
     ctx->segments.len = p - ctx->segments.data;
 
     return NGX_OK;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_segedge_request_header(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *header;
+
+    part = &r->main->headers_in.headers.part;
+    header = (ngx_table_elt_t *) part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            header = (ngx_table_elt_t *) part->elts;
+            i = 0;
+        }
+
+        if (header[i].key.len == name->len
+            && ngx_strncasecmp(header[i].key.data, name->data, name->len) == 0)
+        {
+            return &header[i];
+        }
+    }
+}
+
+
+/*
+ * Sets the cookie of an id issued for this request, unless the response is
+ * one a shared cache may store. Registered before the headers filter (see
+ * config), so add_header and expires have had their say by now.
+ */
+
+static ngx_int_t
+ngx_http_segedge_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_segedge_ctx_t       *ctx;
+    ngx_http_segedge_loc_conf_t  *slcf;
+
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    slcf = (ngx_http_segedge_loc_conf_t *)
+               ngx_http_get_module_loc_conf(r, ngx_http_segedge_module);
+
+    /* an issuing location resolves here if no variable has yet */
+
+    ctx = (slcf->enable && slcf->cookie_issue) ? ngx_http_segedge_get_ctx(r)
+                                               : ngx_http_segedge_find_ctx(r);
+
+    if (ctx && ctx->issuer) {
+        (void) ngx_http_segedge_set_cookie(r, ctx);
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_segedge_set_cookie(ngx_http_request_t *r,
+    ngx_http_segedge_ctx_t *ctx)
+{
+    u_char                       *p;
+    size_t                        len;
+    ngx_table_elt_t              *set_cookie;
+    ngx_http_segedge_loc_conf_t  *issuer;
+
+    issuer = ctx->issuer;
+    ctx->issuer = NULL;
+
+    if (ngx_http_segedge_cacheable(r)) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "segedge: no visitor cookie on a cacheable response");
+        return NGX_OK;
+    }
+
+    len = issuer->cookie.len + 1 + segcore::kVisitorIdLength
+          + issuer->cookie_attributes.len;
+
+    p = (u_char *) ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    set_cookie = (ngx_table_elt_t *) ngx_list_push(&r->headers_out.headers);
+    if (set_cookie == NULL) {
+        return NGX_ERROR;
+    }
+
+    set_cookie->hash = 1;
+#if (nginx_version >= 1023000)
+    set_cookie->next = NULL;
+#endif
+    ngx_str_set(&set_cookie->key, "Set-Cookie");
+    set_cookie->value.data = p;
+    set_cookie->value.len = len;
+
+    p = ngx_cpymem(p, issuer->cookie.data, issuer->cookie.len);
+    *p++ = '=';
+    p = ngx_cpymem(p, ctx->issued, segcore::kVisitorIdLength);
+    ngx_memcpy(p, issuer->cookie_attributes.data,
+               issuer->cookie_attributes.len);
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_segedge_cacheable(ngx_http_request_t *r)
+{
+    ngx_uint_t                   i;
+    ngx_list_part_t             *part;
+    ngx_table_elt_t             *header;
+    segcore::SharedCacheability  cacheability;
+
+    part = &r->headers_out.headers.part;
+    header = (ngx_table_elt_t *) part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            header = (ngx_table_elt_t *) part->elts;
+            i = 0;
+        }
+
+        if (header[i].hash == 0) {
+            continue;
+        }
+
+        if (header[i].key.len == sizeof("Cache-Control") - 1
+            && ngx_strncasecmp(header[i].key.data, (u_char *) "Cache-Control",
+                               sizeof("Cache-Control") - 1) == 0)
+        {
+            cacheability.add_cache_control(
+                std::string_view((const char *) header[i].value.data,
+                                 header[i].value.len));
+
+        } else if (header[i].key.len == sizeof("Expires") - 1
+                   && ngx_strncasecmp(header[i].key.data, (u_char *) "Expires",
+                                      sizeof("Expires") - 1) == 0)
+        {
+            cacheability.set_has_expires();
+        }
+    }
+
+    return cacheability.cacheable();
 }
 
 
@@ -551,9 +1045,19 @@ ngx_http_segedge_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     slcf->cookie = { 0, NULL };
+     *     slcf->cookie_domain = { 0, NULL };
+     *     slcf->cookie_path = { 0, NULL };
+     *     slcf->cookie_attributes = { 0, NULL };
+     *     slcf->known_cookie = { 0, NULL };
      */
 
     slcf->enable = NGX_CONF_UNSET;
+    slcf->cookie_issue = NGX_CONF_UNSET;
+    slcf->cookie_max_age = NGX_CONF_UNSET;
+    slcf->cookie_flags = NGX_CONF_UNSET_UINT;
+    slcf->keys = (segcore::KeyRing *) NGX_CONF_UNSET_PTR;
+    slcf->consent = (ngx_http_complex_value_t *) NGX_CONF_UNSET_PTR;
+    slcf->consent_gpc = NGX_CONF_UNSET;
 
     return slcf;
 }
@@ -567,6 +1071,73 @@ ngx_http_segedge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_str_value(conf->cookie, prev->cookie, "segedge_id");
+
+    ngx_conf_merge_value(conf->cookie_issue, prev->cookie_issue, 0);
+    ngx_conf_merge_str_value(conf->cookie_domain, prev->cookie_domain, "none");
+    ngx_conf_merge_str_value(conf->cookie_path, prev->cookie_path, "/");
+    ngx_conf_merge_sec_value(conf->cookie_max_age, prev->cookie_max_age,
+                             (time_t) segcore::kDefaultCookieAgeSeconds);
+    ngx_conf_merge_uint_value(conf->cookie_flags, prev->cookie_flags,
+                              segcore::kDefaultCookieFlags);
+
+    ngx_conf_merge_str_value(conf->known_cookie, prev->known_cookie,
+                             "segedge_known");
+    ngx_conf_merge_ptr_value(conf->keys, prev->keys, NULL);
+
+    ngx_conf_merge_ptr_value(conf->consent, prev->consent, NULL);
+    ngx_conf_merge_value(conf->consent_gpc, prev->consent_gpc, 1);
+
+    if (conf->cookie_issue) {
+        return ngx_http_segedge_merge_cookie(cf, conf);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* The Set-Cookie attributes, built once per location that issues ids. */
+
+static char *
+ngx_http_segedge_merge_cookie(ngx_conf_t *cf, ngx_http_segedge_loc_conf_t *conf)
+{
+    std::string                 error, text;
+    segcore::CookieAttributes   attributes;
+
+    attributes.domain = std::string_view((const char *) conf->cookie_domain.data,
+                                         conf->cookie_domain.len);
+    if (attributes.domain == "none") {
+        attributes.domain = {};
+    }
+
+    attributes.path = std::string_view((const char *) conf->cookie_path.data,
+                                       conf->cookie_path.len);
+    attributes.max_age = (std::uint64_t) conf->cookie_max_age;
+    attributes.flags = (unsigned) conf->cookie_flags;
+
+    try {
+        error = segcore::check_cookie_prefix(
+                    std::string_view((const char *) conf->cookie.data,
+                                     conf->cookie.len),
+                    attributes);
+        text = segcore::set_cookie_attributes(attributes);
+
+    } catch (const std::exception &e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", e.what());
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    if (!error.empty()) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", error.c_str());
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    conf->cookie_attributes.len = text.size();
+    conf->cookie_attributes.data = (u_char *) ngx_pnalloc(cf->pool, text.size());
+    if (conf->cookie_attributes.data == NULL) {
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(conf->cookie_attributes.data, text.data(), text.size());
 
     return NGX_CONF_OK;
 }
@@ -628,19 +1199,150 @@ ngx_http_segedge_check_interval(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 static char *
-ngx_http_segedge_cookie_name(ngx_conf_t *cf, void *post, void *data)
+ngx_http_segedge_check_syntax(ngx_conf_t *cf, void *post, void *data)
 {
-    ngx_str_t  *name = (ngx_str_t *) data;
+    ngx_http_segedge_syntax_t *syntax = (ngx_http_segedge_syntax_t *) post;
 
-    if (!segcore::is_cookie_name(std::string_view((const char *) name->data,
-                                                  name->len)))
+    ngx_str_t  *value = (ngx_str_t *) data;
+
+    if (!syntax->valid(std::string_view((const char *) value->data,
+                                        value->len)))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid cookie name \"%V\"", name);
+                           "invalid %s \"%V\"", syntax->what, value);
         return (char *) NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_segedge_cookie_max_age(ngx_conf_t *cf, void *post, void *data)
+{
+    time_t     *max_age = (time_t *) data;
+    ngx_str_t  *value;
+
+    value = (ngx_str_t *) cf->args->elts;
+
+    if (*max_age <= 0
+        || (std::uint64_t) *max_age > segcore::kMaxCookieAgeSeconds)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cookie max age \"%V\" must be more than 0 "
+                           "and at most 400d", &value[1]);
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_segedge_cookie_flags(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_segedge_loc_conf_t *slcf = (ngx_http_segedge_loc_conf_t *) conf;
+
+    ngx_str_t                        *value;
+    ngx_uint_t                        i;
+    segcore::CookieFlagsResult        result;
+    std::vector<std::string_view>     tokens;
+
+    if (slcf->cookie_flags != NGX_CONF_UNSET_UINT) {
+        return (char *) "is duplicate";
+    }
+
+    value = (ngx_str_t *) cf->args->elts;
+
+    try {
+        for (i = 1; i < cf->args->nelts; i++) {
+            tokens.emplace_back((const char *) value[i].data, value[i].len);
+        }
+
+        result = segcore::parse_cookie_flags(tokens);
+
+    } catch (const std::exception &e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", e.what());
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    if (!result.error.empty()) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", result.error.c_str());
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    slcf->cookie_flags = result.flags;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Keys are read when the configuration is loaded (by the master, before
+ * fork), so the key file can be readable by root only; a changed file takes
+ * effect on reload. A bad file fails the configuration, naming file and line.
+ */
+
+static char *
+ngx_http_segedge_keys(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_segedge_loc_conf_t *slcf = (ngx_http_segedge_loc_conf_t *) conf;
+
+    ngx_str_t           *value, path;
+    ngx_pool_cleanup_t  *cln;
+
+    if (slcf->keys != NGX_CONF_UNSET_PTR) {
+        return (char *) "is duplicate";
+    }
+
+    value = (ngx_str_t *) cf->args->elts;
+    path = value[1];
+
+    if (path.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid key file path \"%V\"", &path);
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    try {
+        slcf->keys = new segcore::KeyRing(segcore::KeyRing::load(
+                         std::string((const char *) path.data, path.len)));
+
+    } catch (const std::exception &e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", e.what());
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_segedge_delete_keys;
+    cln->data = slcf->keys;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_segedge_delete_keys(void *data)
+{
+    delete (segcore::KeyRing *) data;
+}
+
+
+static ngx_int_t
+ngx_http_segedge_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_segedge_header_filter;
+
+    return NGX_OK;
 }
 
 
@@ -666,6 +1368,14 @@ ngx_http_segedge_init_process(ngx_cycle_t *cycle)
         smcf->store = new segcore::Store(
             std::string((const char *) smcf->db.data, smcf->db.len),
             smcf->check_interval);
+
+        std::string error = smcf->store->refresh(ngx_current_msec);
+
+        if (!error.empty()) {
+            ngx_http_segedge_fail_open(cycle->log, NGX_LOG_ERR,
+                                       NGX_HTTP_SEGEDGE_FAIL_DB,
+                                       error.c_str());
+        }
 
     } catch (const std::exception &e) {
         ngx_http_segedge_fail_open(cycle->log, NGX_LOG_ERR,

@@ -15,6 +15,8 @@ extern "C" {
 
 #include <cstdint>
 
+#include "segcore/visitor_id.h"
+
 namespace segcore { class Snapshot; }
 
 
@@ -23,18 +25,26 @@ enum ngx_http_segedge_failure_e {
     NGX_HTTP_SEGEDGE_FAIL_DB = 0,
     NGX_HTTP_SEGEDGE_FAIL_LOOKUP,
     NGX_HTTP_SEGEDGE_FAIL_COOKIE,
+    NGX_HTTP_SEGEDGE_FAIL_ISSUE,
     NGX_HTTP_SEGEDGE_FAIL_BLOCKS,
     NGX_HTTP_SEGEDGE_FAIL_LAST
 };
 
 
-typedef struct ngx_http_segedge_blocks_s  ngx_http_segedge_blocks_t;
+typedef struct ngx_http_segedge_loc_conf_s  ngx_http_segedge_loc_conf_t;
+typedef struct ngx_http_segedge_blocks_s    ngx_http_segedge_blocks_t;
 
 
 typedef struct {
     ngx_str_t                   segments;
     ngx_str_t                   visitor;
     ngx_str_t                   generation;
+    ngx_str_t                   known;
+    ngx_str_t                   consent;
+
+    /* an id issued for this request, and the conf to send it with */
+    u_char                      issued[segcore::kVisitorIdLength];
+    ngx_http_segedge_loc_conf_t  *issuer;
 
     /* the visitor's segment ids, highest priority first, valid only in the
        snapshot of snapshot_generation (0: no snapshot) */
@@ -52,7 +62,7 @@ ngx_http_segedge_ctx_t *ngx_http_segedge_get_ctx(ngx_http_request_t *r);
 
 /* The snapshot in use by this worker, or NULL. Valid until the next request
    resolves segments (which may switch to a newer one). */
-segcore::Snapshot *ngx_http_segedge_snapshot(ngx_http_request_t *r);
+segcore::Snapshot *ngx_http_segedge_current_snapshot(ngx_http_request_t *r);
 
 void ngx_http_segedge_fail_open(ngx_log_t *log, ngx_uint_t level,
     ngx_http_segedge_failure_e cause, const char *what);

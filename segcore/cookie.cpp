@@ -42,14 +42,4 @@ bool is_cookie_name(std::string_view name) {
     return true;
 }
 
-bool is_visitor_id(std::string_view id) {
-    if (id.empty() || id.size() > kMaxVisitorIdLength) return false;
-    for (char c : id) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '-';
-        if (!ok) return false;
-    }
-    return true;
-}
-
 }  // namespace segcore

@@ -1,5 +1,5 @@
-// Cookie header parsing (RFC 6265 section 5.4 as browsers send it) and the
-// syntax of visitor ids. No allocation: runs on every request.
+// Cookie header parsing (RFC 6265 section 5.4 as browsers send it). No
+// allocation: runs on every request. Visitor id syntax: segcore/visitor_id.h.
 #pragma once
 
 #include <optional>
@@ -15,10 +15,5 @@ std::optional<std::string_view> find_cookie(std::string_view header, std::string
 
 // RFC 6265 token: what a cookie name may be.
 bool is_cookie_name(std::string_view name);
-
-// Visitor ids accepted from a cookie: 1..128 of [A-Za-z0-9_-]. Anything else
-// is treated as no id at all, never trusted or echoed.
-inline constexpr std::size_t kMaxVisitorIdLength = 128;
-bool is_visitor_id(std::string_view id);
 
 }  // namespace segcore

@@ -2,6 +2,10 @@
 
 #include <sys/stat.h>
 
+#include <cstring>
+
+#include "segcore/visitor_id.h"
+
 namespace segcore {
 namespace {
 
@@ -41,6 +45,11 @@ Snapshot::Snapshot(const std::string& dir) try : env_(dir, reader_options()) {
         segments_db_ = open_required(txn, schema::kSegmentsDb);
         profiles_db_ = open_required(txn, schema::kProfilesDb);
         blocks_db_ = open_required(txn, schema::kBlocksDb);
+        try {
+            aliases_db_ = txn.open_db(schema::kAliasesDb);
+        } catch (const LmdbError& e) {
+            if (e.code() != MDB_NOTFOUND) throw;
+        }
         txn.commit();  // keeps the dbi handles open for later transactions
     }
     load_meta();
@@ -135,44 +144,58 @@ MDB_txn* Snapshot::begin_read() {
     return reader_;
 }
 
-std::size_t Snapshot::lookup(schema::VisitorKind kind, std::string_view visitor_id,
-                             std::uint32_t* out, std::size_t out_capacity) {
+Snapshot::Read::Read(Snapshot& snapshot) : snapshot_(snapshot), txn_(snapshot.begin_read()) {}
+
+// A reader slot must never stay pinned: that would keep old pages alive.
+Snapshot::Read::~Read() { mdb_txn_reset(txn_); }
+
+std::size_t Snapshot::Read::profile(schema::VisitorKind kind, std::string_view visitor_id,
+                                    std::uint32_t* out, std::size_t out_capacity) {
     char key_bytes[schema::kMaxKeySize];
     std::size_t key_size = schema::encode_visitor_key(kind, visitor_id, key_bytes);
     if (key_size == 0) return 0;
 
-    MDB_txn* txn = begin_read();
     MDB_val key{key_size, key_bytes}, value{};
-    int rc = mdb_get(txn, profiles_db_, &key, &value);
-    std::optional<std::size_t> stored;
-    std::size_t count = 0;
-    if (rc == MDB_SUCCESS) {
-        stored = schema::profile_segment_count(as_view(value));
-        if (stored) count = schema::decode_profile(as_view(value), out, out_capacity);
-    }
-    // Reset before any throw: a reader slot must never stay pinned.
-    mdb_txn_reset(txn);
+    int rc = mdb_get(txn_, snapshot_.profiles_db_, &key, &value);
     if (rc == MDB_NOTFOUND) return 0;
     check_lmdb(rc, "mdb_get profile");
-    if (!stored) throw SnapshotError("malformed profile record");
-    return count;
+    if (!schema::profile_segment_count(as_view(value)))
+        throw SnapshotError("malformed profile record");
+    return schema::decode_profile(as_view(value), out, out_capacity);
+}
+
+std::size_t Snapshot::Read::alias(std::string_view anonymous_id, char* out) {
+    if (!snapshot_.aliases_db_ || anonymous_id.empty() || anonymous_id.size() > schema::kMaxKeySize)
+        return 0;
+    MDB_val key = as_val(anonymous_id), value{};
+    int rc = mdb_get(txn_, *snapshot_.aliases_db_, &key, &value);
+    if (rc == MDB_NOTFOUND) return 0;
+    check_lmdb(rc, "mdb_get alias");
+    if (value.mv_size == 0 || value.mv_size > schema::kMaxVisitorIdSize)
+        throw SnapshotError("malformed alias record");
+    std::memcpy(out, value.mv_data, value.mv_size);
+    return value.mv_size;
+}
+
+std::size_t Snapshot::lookup(schema::VisitorKind kind, std::string_view visitor_id,
+                             std::uint32_t* out, std::size_t out_capacity) {
+    return Read(*this).profile(kind, visitor_id, out, out_capacity);
+}
+
+std::string_view Snapshot::Read::fragment(std::string_view block, std::uint32_t segment) {
+    char key_bytes[schema::kMaxBlockKeySize];
+    std::size_t key_size = schema::encode_block_key(block, segment, {}, key_bytes);
+    if (key_size == 0) throw SnapshotError("invalid block name");
+    MDB_val key{key_size, key_bytes}, value{};
+    check_lmdb(mdb_get(txn_, snapshot_.blocks_db_, &key, &value), "mdb_get block");
+    if (value.mv_size > schema::kMaxFragmentSize) throw SnapshotError("oversized block fragment");
+    return as_view(value);
 }
 
 void Snapshot::read_fragments(const BlockChoice* choices, std::size_t n, FragmentSink& sink) {
-    MDB_txn* txn = begin_read();
-    struct Reset {
-        MDB_txn* txn;
-        ~Reset() { mdb_txn_reset(txn); }  // a reader slot must never stay pinned
-    } reset{txn};
-    for (std::size_t i = 0; i < n; ++i) {
-        char key_bytes[schema::kMaxBlockKeySize];
-        std::size_t key_size = schema::encode_block_key(blocks_.name(choices[i].block),
-                                                        choices[i].segment, {}, key_bytes);
-        MDB_val key{key_size, key_bytes}, value{};
-        check_lmdb(mdb_get(txn, blocks_db_, &key, &value), "mdb_get block");
-        if (value.mv_size > schema::kMaxFragmentSize) throw SnapshotError("oversized block fragment");
-        sink.take(i, as_view(value));
-    }
+    Read read(*this);
+    for (std::size_t i = 0; i < n; ++i)
+        sink.take(i, read.fragment(blocks_.name(choices[i].block), choices[i].segment));
 }
 
 // The module emits ids in stored order, so the order is part of the format:
@@ -219,8 +242,24 @@ SnapshotCounts Snapshot::verify() const {
             ++counts.profiles;
         }
     }
+    counts.aliases = verify_aliases(txn);
     verify_blocks(txn, counts);
     return counts;
+}
+
+// Only ids the module can read from a cookie can be aliased, and each to a
+// known id that fits a profile key.
+std::size_t Snapshot::verify_aliases(const Txn& txn) const {
+    if (!aliases_db_) return 0;
+    std::size_t count = 0;
+    Cursor aliases(txn, *aliases_db_);
+    while (aliases.next()) {
+        if (!is_visitor_id(aliases.key())) throw SnapshotError("malformed alias key");
+        if (aliases.value().empty() || aliases.value().size() > schema::kMaxVisitorIdSize)
+            throw SnapshotError("malformed alias record");
+        ++count;
+    }
+    return count;
 }
 
 void Snapshot::verify_blocks(const Txn& txn, SnapshotCounts& counts) const {

@@ -32,6 +32,7 @@ struct SnapshotMeta {
 struct SnapshotCounts {
     std::size_t segments = 0;
     std::size_t profiles = 0;
+    std::size_t aliases = 0;
     std::size_t blocks = 0;  // (block, segment) contents
 };
 
@@ -58,9 +59,36 @@ public:
     const schema::SegmentDef* segment(std::uint32_t id) const noexcept;
     std::size_t segment_count() const noexcept { return catalogue_.size(); }
 
-    // Copies the visitor's segment ids (priority order) into `out`; returns
-    // how many. 0 for an unknown visitor. Throws LmdbError/SnapshotError on
-    // a broken database.
+    // One renewed read transaction for several lookups, reset when the Read
+    // ends (also by an exception), so a request pays for one renew however
+    // many keys it reads. One Read per Snapshot at a time.
+    class Read {
+    public:
+        explicit Read(Snapshot& snapshot);
+        ~Read();
+        Read(const Read&) = delete;
+        Read& operator=(const Read&) = delete;
+
+        // Copies the visitor's segment ids (priority order) into `out`;
+        // returns how many. 0 for an unknown visitor. Throws
+        // LmdbError/SnapshotError on a broken database.
+        std::size_t profile(schema::VisitorKind kind, std::string_view visitor_id,
+                            std::uint32_t* out, std::size_t out_capacity);
+        // Copies the known id `anonymous_id` is aliased to into `out` (room
+        // for schema::kMaxVisitorIdSize bytes); returns its size, 0 when the
+        // id has no alias. Throws like profile().
+        std::size_t alias(std::string_view anonymous_id, char* out);
+        // The fragment of `block` for `segment`, valid while this Read
+        // lasts. Throws LmdbError (MDB_NOTFOUND when there is none) or
+        // SnapshotError.
+        std::string_view fragment(std::string_view block, std::uint32_t segment);
+
+    private:
+        Snapshot& snapshot_;
+        MDB_txn* txn_;
+    };
+
+    // profile() in a Read of its own.
     std::size_t lookup(schema::VisitorKind kind, std::string_view visitor_id, std::uint32_t* out,
                        std::size_t out_capacity);
 
@@ -80,6 +108,7 @@ public:
 private:
     void check_not_truncated() const;
     void check_profile_ids(const std::uint32_t* ids, std::size_t n) const;
+    std::size_t verify_aliases(const Txn& txn) const;
     void load_meta();
     void load_catalogue();
     void load_blocks();
@@ -91,6 +120,8 @@ private:
     MDB_dbi segments_db_ = 0;
     MDB_dbi profiles_db_ = 0;
     MDB_dbi blocks_db_ = 0;
+    // Absent from v1 snapshots written before aliases existed: no aliases.
+    std::optional<MDB_dbi> aliases_db_;
     MDB_txn* reader_ = nullptr;  // reset between lookups
     SnapshotMeta meta_;
     std::unordered_map<std::uint32_t, schema::SegmentDef> catalogue_;

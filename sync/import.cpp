@@ -26,25 +26,22 @@ Catalogue read_catalogue(NdjsonReader& reader) {
     return catalogue;
 }
 
-[[noreturn]] void reject_duplicate(const NdjsonReader& reader, const Visitor& visitor) {
-    std::string message = "duplicate visitor: " +
-                          std::string(segcore::schema::to_string(visitor.kind)) + " id " +
-                          quote(visitor.id);
-    if (auto first = find_profile_line(reader.path(), visitor, reader.lines()))
-        message += " (first on line " + std::to_string(*first) + ")";
+[[noreturn]] void reject_duplicate(const NdjsonReader& reader, std::string message,
+                                   std::optional<std::size_t> first) {
+    if (first) message += " (first on line " + std::to_string(*first) + ")";
     throw ImportError(reader.where(), message);
 }
 
-// Returns the number of profiles written.
-std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
-                           SnapshotWriter& writer, std::ostream* progress_out) {
+// Streams `reader` through `put`, which validates and writes one record or
+// throws ImportError. Returns the number of records written.
+template <typename Put>
+std::size_t write_records(NdjsonReader& reader, std::ostream* progress_out, Put put) {
     Progress progress(progress_out, reader.path(), reader.size());
     std::size_t count = 0;
     Record record;
     try {
         while (reader.next(record)) {
-            Profile profile = parse_profile(record.object, catalogue, reader.where());
-            if (!writer.put_profile(profile)) reject_duplicate(reader, profile.visitor);
+            put(record.object);
             ++count;
             progress.update(reader.lines(), reader.offset());
         }
@@ -55,30 +52,51 @@ std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
     return count;
 }
 
-// Returns the number of block contents written.
-std::size_t write_blocks(NdjsonReader& reader, const Catalogue& catalogue, SnapshotWriter& writer) {
+std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
+                           SnapshotWriter& writer, std::ostream* progress) {
+    return write_records(reader, progress, [&](const nlohmann::json& object) {
+        Profile profile = parse_profile(object, catalogue, reader.where());
+        if (writer.put_profile(profile)) return;
+        const Visitor& visitor = profile.visitor;
+        reject_duplicate(reader,
+                         "duplicate visitor: " + std::string(segcore::schema::to_string(visitor.kind)) +
+                             " id " + quote(visitor.id),
+                         find_profile_line(reader.path(), visitor, reader.lines()));
+    });
+}
+
+std::size_t write_aliases(NdjsonReader& reader, SnapshotWriter& writer, std::ostream* progress) {
+    return write_records(reader, progress, [&](const nlohmann::json& object) {
+        Alias alias = parse_alias(object, reader.where());
+        if (writer.put_alias(alias)) return;
+        reject_duplicate(reader, "duplicate alias: anonymous id " + quote(alias.anonymous),
+                         find_alias_line(reader.path(), alias.anonymous, reader.lines()));
+    });
+}
+
+std::size_t write_blocks(NdjsonReader& reader, const Catalogue& catalogue, SnapshotWriter& writer,
+                         std::ostream* progress) {
     BlockIndex index;
-    std::size_t count = 0;
-    Record record;
-    try {
-        while (reader.next(record)) {
-            BlockContent content = parse_block(record.object, catalogue, reader.where());
-            index.add(content, catalogue, reader.where());
-            writer.put_block(content);
-            ++count;
-        }
-    } catch (const segcore::LmdbError& e) {
-        throw ImportError(reader.where(), e.what());
-    }
-    return count;
+    return write_records(reader, progress, [&](const nlohmann::json& object) {
+        BlockContent content = parse_block(object, catalogue, reader.where());
+        index.add(content, catalogue, reader.where());
+        writer.put_block(content);
+    });
 }
 
 // The optional inputs, opened with the others so that a bad path fails
 // before anything is written.
 struct OptionalInputs {
+    std::optional<NdjsonReader> aliases;
     std::optional<NdjsonReader> blocks;
 
-    std::uint64_t size() const { return blocks ? blocks->size() : 0; }
+    explicit OptionalInputs(const ImportOptions& options) {
+        if (!options.aliases_path.empty()) aliases.emplace(options.aliases_path);
+        if (!options.blocks_path.empty()) blocks.emplace(options.blocks_path);
+    }
+    std::uint64_t size() const {
+        return (aliases ? aliases->size() : 0) + (blocks ? blocks->size() : 0);
+    }
 };
 
 SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& options,
@@ -95,8 +113,11 @@ SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& 
     for (const auto& def : catalogue.segments()) writer.put_segment(def);
     expected.segments = catalogue.segments().size();
     // Before the profiles: the small file fails fast.
-    if (optional.blocks) expected.blocks = write_blocks(*optional.blocks, catalogue, writer);
+    if (optional.blocks)
+        expected.blocks = write_blocks(*optional.blocks, catalogue, writer, options.progress);
     expected.profiles = write_profiles(profiles, catalogue, writer, options.progress);
+    if (optional.aliases)
+        expected.aliases = write_aliases(*optional.aliases, writer, options.progress);
     writer.finish();
     return expected;
 }
@@ -114,6 +135,7 @@ ImportResult import_locked(const std::string& root, const ImportOptions& options
     std::string name = staging.publish(result.generation);
     result.segments = expected.segments;
     result.profiles = expected.profiles;
+    result.aliases = expected.aliases;
     result.blocks = expected.blocks;
     result.snapshot_path = segcore::layout::snapshots_dir(root) + "/" + name;
     return result;
@@ -127,8 +149,7 @@ ImportResult run_import(const ImportOptions& options) {
     // the database, so a typo in a path changes nothing.
     NdjsonReader segments(options.segments_path);
     NdjsonReader profiles(options.profiles_path);
-    OptionalInputs optional;
-    if (!options.blocks_path.empty()) optional.blocks.emplace(options.blocks_path);
+    OptionalInputs optional(options);
     Catalogue catalogue = read_catalogue(segments);
     prepare_root(root);
     WriterLock lock(root);

@@ -1,6 +1,6 @@
-// `segsync import`: segments + profiles (+ blocks) NDJSON files -> one new published
-// snapshot, all or nothing. The stages live in sources (read), validate
-// (check), write (build + verify) and publish (lock, flip, prune).
+// `segsync import`: segments + profiles (+ aliases, blocks) NDJSON files -> one new
+// published snapshot, all or nothing. The stages live in sources (read),
+// validate (check), write (build + verify) and publish (lock, flip, prune).
 #pragma once
 
 #include <cstddef>
@@ -17,7 +17,8 @@ struct ImportOptions {
     std::string db;             // the root nginx's segedge_db points to
     std::string segments_path;  // NDJSON, one segment definition per line
     std::string profiles_path;  // NDJSON, one visitor per line; streamed
-    std::string blocks_path;    // NDJSON, block contents; optional
+    std::string aliases_path;   // optional NDJSON, anonymous -> known; streamed
+    std::string blocks_path;    // optional NDJSON, block contents
     std::string source = "import";
     unsigned keep = 2;                  // snapshots kept, counting the new one
     std::ostream* progress = nullptr;   // a terminal to draw progress on
@@ -27,6 +28,7 @@ struct ImportResult {
     std::uint64_t generation = 0;
     std::size_t segments = 0;
     std::size_t profiles = 0;
+    std::size_t aliases = 0;
     std::size_t blocks = 0;
     std::string snapshot_path;  // DB/snapshots/NAME
     PruneReport prune;

@@ -5,7 +5,7 @@
 #include <initializer_list>
 
 #include "segcore/block_scanner.h"
-#include "segcore/cookie.h"
+#include "segcore/visitor_id.h"
 #include "sync/sources.h"
 
 namespace segsync {
@@ -76,6 +76,15 @@ std::string name_field(const json& object, std::string_view field, std::string_v
     return name;
 }
 
+void check_anonymous_id(const std::string& id, const Location& where) {
+    if (!segcore::is_visitor_id(id))
+        throw ImportError(where, "anonymous id " + quote(id) +
+                                     " can never match a cookie: the module only accepts ids as it "
+                                     "issues them, " +
+                                     std::to_string(segcore::kVisitorIdLength) +
+                                     " base64url characters encoding 128 bits");
+}
+
 void check_visitor_id(const Visitor& visitor, const Location& where) {
     if (visitor.id.empty()) throw ImportError(where, field_name("id") + " must not be empty");
     // Length first: a long anonymous id should hear about the LMDB limit, not
@@ -86,11 +95,7 @@ void check_visitor_id(const Visitor& visitor, const Location& where) {
                                      "), LMDB keys are limited to " +
                                      std::to_string(schema::kMaxKeySize) + " bytes (1 type byte + " +
                                      std::to_string(schema::kMaxVisitorIdSize) + ")");
-    if (visitor.kind == schema::VisitorKind::anonymous && !segcore::is_visitor_id(visitor.id))
-        throw ImportError(where, "anonymous id " + quote(visitor.id) +
-                                     " can never match a cookie: use 1.." +
-                                     std::to_string(segcore::kMaxVisitorIdLength) +
-                                     " characters of A-Z, a-z, 0-9, _ and -");
+    if (visitor.kind == schema::VisitorKind::anonymous) check_anonymous_id(visitor.id, where);
 }
 
 Visitor parse_visitor(const json& object, const Location& where) {
@@ -144,6 +149,32 @@ std::string fragment(const json& object, const Location& where) {
             throw ImportError(where, field_name("html") + " contains a block marker " + quote(marker) +
                                          ": fragments are inserted as they are, blocks do not nest");
     return html;
+}
+
+std::string known_id(const json& object, const Location& where) {
+    const std::string& id = as_string(required(object, "known", where), "known", where);
+    if (id.empty()) throw ImportError(where, field_name("known") + " must not be empty");
+    if (id.size() > schema::kMaxVisitorIdSize)
+        throw ImportError(where, "known id of " + std::to_string(id.size()) + " bytes, at most " +
+                                     std::to_string(schema::kMaxVisitorIdSize));
+    return id;
+}
+
+// The first record before line `before` of `path` that `matches`, found by
+// reading the file again: only done on the error path, so imports never keep
+// ids in memory.
+std::optional<std::size_t> find_line(const std::string& path, std::size_t before,
+                                     const std::function<bool(const json&, const Location&)>& matches) {
+    try {
+        NdjsonReader reader(path);
+        Record record;
+        while (reader.next(record) && record.line < before)
+            if (matches(record.object, reader.where())) return record.line;
+    } catch (const ImportError&) {
+        // The file changed under us; the caller reports the duplicate without
+        // the earlier line.
+    }
+    return std::nullopt;
 }
 
 }  // namespace
@@ -211,18 +242,26 @@ void BlockIndex::add(const BlockContent& content, const Catalogue& catalogue, co
 
 std::optional<std::size_t> find_profile_line(const std::string& path, const Visitor& visitor,
                                              std::size_t before) {
-    try {
-        NdjsonReader reader(path);
-        Record record;
-        while (reader.next(record) && record.line < before) {
-            Visitor seen = parse_visitor(record.object, reader.where());
-            if (seen.kind == visitor.kind && seen.id == visitor.id) return record.line;
-        }
-    } catch (const ImportError&) {
-        // The file changed under us; the caller reports the duplicate without
-        // the earlier line.
-    }
-    return std::nullopt;
+    return find_line(path, before, [&](const json& object, const Location& where) {
+        Visitor seen = parse_visitor(object, where);
+        return seen.kind == visitor.kind && seen.id == visitor.id;
+    });
+}
+
+Alias parse_alias(const json& object, const Location& where) {
+    check_fields(object, {"anonymous", "known"}, where);
+    Alias alias;
+    alias.anonymous = as_string(required(object, "anonymous", where), "anonymous", where);
+    check_anonymous_id(alias.anonymous, where);
+    alias.known = known_id(object, where);
+    return alias;
+}
+
+std::optional<std::size_t> find_alias_line(const std::string& path, std::string_view anonymous,
+                                           std::size_t before) {
+    return find_line(path, before, [&](const json& object, const Location& where) {
+        return parse_alias(object, where).anonymous == anonymous;
+    });
 }
 
 }  // namespace segsync

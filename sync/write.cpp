@@ -37,6 +37,8 @@ std::string compare(const std::string& dir, const SnapshotExpectation& expected)
         return mismatch("segments", expected.segments, counts.segments);
     if (counts.profiles != expected.profiles)
         return mismatch("profiles", expected.profiles, counts.profiles);
+    if (counts.aliases != expected.aliases)
+        return mismatch("aliases", expected.aliases, counts.aliases);
     if (counts.blocks != expected.blocks) return mismatch("blocks", expected.blocks, counts.blocks);
     return {};
 }
@@ -60,6 +62,7 @@ SnapshotWriter::SnapshotWriter(const std::string& dir, std::size_t map_size) : d
     meta_db_ = txn_->open_db(schema::kMetaDb, MDB_CREATE);
     segments_db_ = txn_->open_db(schema::kSegmentsDb, MDB_CREATE);
     profiles_db_ = txn_->open_db(schema::kProfilesDb, MDB_CREATE);
+    aliases_db_ = txn_->open_db(schema::kAliasesDb, MDB_CREATE);
     blocks_db_ = txn_->open_db(schema::kBlocksDb, MDB_CREATE);
 }
 
@@ -78,9 +81,17 @@ bool SnapshotWriter::put_profile(const Profile& profile) {
     char key[schema::kMaxKeySize];
     std::size_t size = schema::encode_visitor_key(profile.visitor.kind, profile.visitor.id, key);
     if (size == 0) throw ImportError("internal error: unvalidated visitor id");
+    return put_new(profiles_db_, std::string_view(key, size),
+                   schema::encode_profile(profile.segment_ids));
+}
+
+bool SnapshotWriter::put_alias(const Alias& alias) {
+    return put_new(aliases_db_, alias.anonymous, alias.known);
+}
+
+bool SnapshotWriter::put_new(MDB_dbi dbi, std::string_view key, std::string_view value) {
     try {
-        txn_->put(profiles_db_, std::string_view(key, size),
-                  schema::encode_profile(profile.segment_ids), MDB_NOOVERWRITE);
+        txn_->put(dbi, key, value, MDB_NOOVERWRITE);
     } catch (const segcore::LmdbError& e) {
         if (e.code() == MDB_KEYEXIST) return false;
         throw;

@@ -31,11 +31,16 @@ public:
     // false when this visitor is already in the snapshot; found by LMDB
     // (MDB_NOOVERWRITE), so no id set is kept in memory.
     bool put_profile(const Profile& profile);
+    // false when this anonymous id already has an alias (MDB_NOOVERWRITE).
+    bool put_alias(const Alias& alias);
     void put_block(const BlockContent& content);
     // Commits, closes the environment and sets the modes nginx workers need.
     void finish();
 
 private:
+    // false when `key` is already there.
+    bool put_new(MDB_dbi dbi, std::string_view key, std::string_view value);
+
     std::string dir_;
     // Declared before txn_ so the transaction is gone before the env closes.
     std::unique_ptr<segcore::Env> env_;
@@ -43,6 +48,7 @@ private:
     MDB_dbi meta_db_ = 0;
     MDB_dbi segments_db_ = 0;
     MDB_dbi profiles_db_ = 0;
+    MDB_dbi aliases_db_ = 0;
     MDB_dbi blocks_db_ = 0;
 };
 
@@ -50,6 +56,7 @@ struct SnapshotExpectation {
     segcore::SnapshotMeta meta;
     std::size_t segments = 0;
     std::size_t profiles = 0;
+    std::size_t aliases = 0;
     std::size_t blocks = 0;
 };
 

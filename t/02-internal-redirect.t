@@ -5,12 +5,14 @@
 
 use SegEdge::Test;
 
-my ($rc, $out) = import_snapshot('db', <<'SEG', <<'PROF');
+my ($first, $second) = (visitor_id('v-first'), visitor_id('v-second'));
+
+my ($rc, $out) = import_snapshot('db', <<'SEG', <<"PROF");
 {"name":"alpha","description":"from cookie first","owner":"test","priority":20}
 {"name":"beta","description":"from cookie second","owner":"test","priority":10}
 SEG
-{"id":"v-first","kind":"anonymous","segments":["alpha"]}
-{"id":"v-second","kind":"anonymous","segments":["beta"]}
+{"id":"$first","kind":"anonymous","segments":["alpha"]}
+{"id":"$second","kind":"anonymous","segments":["beta"]}
 PROF
 is $rc, 0, 'snapshot imported' or diag $out;
 
@@ -78,7 +80,7 @@ start_nginx(<<'EOF');
     }
 EOF
 
-my @cookies = (Cookie => 'first=v-first; second=v-second');
+my @cookies = (Cookie => "first=$first; second=$second");
 
 for my $case (['/a', 'rewrite ... last', "b: alpha\n"],
               ['/err', 'error_page 404 = /b after return 404', "b: alpha\n"],
@@ -89,14 +91,14 @@ for my $case (['/a', 'rewrite ... last', "b: alpha\n"],
     my $r = http_get($uri, @cookies);
     is $r->status, 200, "$what: 200";
     is $r->value('X-Seg'), 'alpha', "$what: segments computed before the redirect (cookie first)";
-    is $r->value('X-Visitor'), 'v-first', "$what: visitor from cookie first";
+    is $r->value('X-Visitor'), $first, "$what: visitor from cookie first";
     is $r->body, $body, "$what: body uses the same value";
 }
 
 {
     my $r = http_get('/b', @cookies);
     is $r->value('X-Seg'), 'beta', 'direct request to /b uses cookie second';
-    is $r->value('X-Visitor'), 'v-second', 'direct request to /b: visitor from cookie second';
+    is $r->value('X-Visitor'), $second, 'direct request to /b: visitor from cookie second';
 }
 {
     my $r = http_get('/lazy', @cookies);
@@ -105,7 +107,7 @@ for my $case (['/a', 'rewrite ... last', "b: alpha\n"],
 }
 {
     # cookie "first" absent: the (empty) result computed in /a is kept too
-    my $r = http_get('/a', Cookie => 'second=v-second');
+    my $r = http_get('/a', Cookie => "second=$second");
     is $r->status, 200, 'no cookie first: 200';
     is $r->value('X-Seg'), '', 'no cookie first: empty segments survive the redirect';
     is $r->value('X-Visitor'), '', 'no cookie first: empty visitor survives the redirect';

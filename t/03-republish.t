@@ -6,6 +6,7 @@ use SegEdge::Test;
 use POSIX ();
 use Time::HiRes qw(time sleep);
 
+# v-1 and v-2 as canonical ids: visitor_id('v-1'), visitor_id('v-2')
 my @segments = (
     # gen 1
     [<<'SEG', <<'PROF', 'a'],
@@ -13,8 +14,8 @@ my @segments = (
 {"name":"b","description":"B","owner":"test","priority":20}
 {"name":"c","description":"C","owner":"test","priority":10}
 SEG
-{"id":"v-1","kind":"anonymous","segments":["a"]}
-{"id":"v-2","kind":"anonymous","segments":["b","c"]}
+{"id":"di0xAAAAAAAAAAAAAAAAAA","kind":"anonymous","segments":["a"]}
+{"id":"di0yAAAAAAAAAAAAAAAAAA","kind":"anonymous","segments":["b","c"]}
 PROF
     # gen 2: another segment for v-1
     [<<'SEG', <<'PROF', 'a,b'],
@@ -22,8 +23,8 @@ PROF
 {"name":"b","description":"B","owner":"test","priority":20}
 {"name":"c","description":"C","owner":"test","priority":10}
 SEG
-{"id":"v-1","kind":"anonymous","segments":["b","a"]}
-{"id":"v-2","kind":"anonymous","segments":["b","c"]}
+{"id":"di0xAAAAAAAAAAAAAAAAAA","kind":"anonymous","segments":["b","a"]}
+{"id":"di0yAAAAAAAAAAAAAAAAAA","kind":"anonymous","segments":["b","c"]}
 PROF
     # gen 3: priorities reversed
     [<<'SEG', <<'PROF', 'c,b,a'],
@@ -31,8 +32,8 @@ PROF
 {"name":"b","description":"B","owner":"test","priority":20}
 {"name":"c","description":"C","owner":"test","priority":30}
 SEG
-{"id":"v-1","kind":"anonymous","segments":["a","b","c"]}
-{"id":"v-2","kind":"anonymous","segments":["b","c"]}
+{"id":"di0xAAAAAAAAAAAAAAAAAA","kind":"anonymous","segments":["a","b","c"]}
+{"id":"di0yAAAAAAAAAAAAAAAAAA","kind":"anonymous","segments":["b","c"]}
 PROF
     # gen 4: a new segment, one removed
     [<<'SEG', <<'PROF', 'd'],
@@ -40,22 +41,22 @@ PROF
 {"name":"b","description":"B","owner":"test","priority":20}
 {"name":"d","description":"D","owner":"test","priority":50}
 SEG
-{"id":"v-1","kind":"anonymous","segments":["d"]}
-{"id":"v-2","kind":"anonymous","segments":["b"]}
+{"id":"di0xAAAAAAAAAAAAAAAAAA","kind":"anonymous","segments":["d"]}
+{"id":"di0yAAAAAAAAAAAAAAAAAA","kind":"anonymous","segments":["b"]}
 PROF
     # gen 5: v-1 no longer profiled
     [<<'SEG', <<'PROF', ''],
 {"name":"a","description":"A","owner":"test","priority":10}
 {"name":"d","description":"D","owner":"test","priority":50}
 SEG
-{"id":"v-2","kind":"anonymous","segments":["a","d"]}
+{"id":"di0yAAAAAAAAAAAAAAAAAA","kind":"anonymous","segments":["a","d"]}
 PROF
     # gen 6: back again
     [<<'SEG', <<'PROF', 'd,a'],
 {"name":"a","description":"A","owner":"test","priority":10}
 {"name":"d","description":"D","owner":"test","priority":50}
 SEG
-{"id":"v-1","kind":"anonymous","segments":["a","d"]}
+{"id":"di0xAAAAAAAAAAAAAAAAAA","kind":"anonymous","segments":["a","d"]}
 PROF
 );
 
@@ -77,7 +78,7 @@ start_nginx(<<'EOF', log_level => 'info');
     }
 EOF
 
-my $cookie = 'segedge_id=v-1';
+my $cookie = 'segedge_id=' . visitor_id('v-1');
 my $r = http_get('/', Cookie => $cookie);
 is $r->status, 200, 'first request';
 is $r->value('X-Seg'), 'a', 'first snapshot: segments';

@@ -11,11 +11,11 @@ my $SEG = <<'SEG';
 {"name":"newsletter","description":"Subscribed","owner":"email","priority":10}
 SEG
 my $PROF = <<'PROF';
-{"id":"v-1","kind":"anonymous","segments":["newsletter","vip"]}
+{"id":"di0xAAAAAAAAAAAAAAAAAA","kind":"anonymous","segments":["newsletter","vip"]}
 PROF
 
 my $d = testdir();
-my $cookie = 'segedge_id=v-1';
+my $cookie = 'segedge_id=' . visitor_id('v-1');    # di0xAAAAAAAAAAAAAAAAAA
 
 sub server_conf {
     my ($db) = @_;
@@ -202,7 +202,7 @@ SKIP: {
 {
     my $mark = error_log_size();
     start_nginx(server_conf('db-none'));
-    for my $bad ('v-1:x', 'v 1', 'v-1!', 'a' x 129, '') {
+    for my $bad ('v-1:x', 'v 1', visitor_id('v-1') . '!', 'a' x 129, '') {
         my $r = http_get('/', Cookie => "segedge_id=$bad");
         is $r->status, 200, "malformed cookie '$bad': 200";
         is $r->value('X-Seg') . '|' . $r->value('X-Visitor'), '|',

@@ -64,11 +64,7 @@ my @bad = (
 
 for my $case (@bad) {
     my ($what, $http, $location, $needle) = @$case;
-    my ($rc, $out) = nginx_t(config($http, $location));
-    isnt $rc, 0, "$what: nginx -t fails";
-    like $out, qr/\[emerg\]/, "$what: an emerg message";
-    ok index($out, $needle) >= 0, "$what: message names '$needle'" or diag $out;
-    unlike $out, qr/test is successful/, "$what: not reported as successful";
+    nginx_t_fails($what, config($http, $location), $needle);
 }
 
 done_testing;

@@ -11,10 +11,11 @@ my $SEG = <<'SEG';
 {"name":"newsletter","description":"Subscribed","owner":"email","priority":10}
 {"name":"new_visitor","description":"First seen this month","owner":"growth","priority":5}
 SEG
-my $PROF = <<'PROF';
-{"id":"v-vip","kind":"anonymous","segments":["vip","newsletter"]}
-{"id":"v-new","kind":"anonymous","segments":["new_visitor"]}
-{"id":"v-plain","kind":"anonymous","segments":[]}
+my %V = map { $_ => visitor_id($_) } qw(v-vip v-new v-plain nobody);
+my $PROF = <<"PROF";
+{"id":"$V{'v-vip'}","kind":"anonymous","segments":["vip","newsletter"]}
+{"id":"$V{'v-new'}","kind":"anonymous","segments":["new_visitor"]}
+{"id":"$V{'v-plain'}","kind":"anonymous","segments":[]}
 PROF
 my %HTML = (
     hero_vip => '<h2>Welcome back, VIP</h2>',
@@ -28,7 +29,7 @@ my $BLOCKS = <<"BLOCKS";
 {"block":"signup","segment":"newsletter","html":""}
 BLOCKS
 
-my ($rc, $out) = import_snapshot('db', $SEG, $PROF, 'test', $BLOCKS);
+my ($rc, $out) = import_snapshot('db', $SEG, $PROF, 'test', undef, $BLOCKS);
 is $rc, 0, 'snapshot with blocks imported' or diag $out;
 
 # --- the page: ~20 KB, three blocks, split by odd-sized buffers below
@@ -105,7 +106,7 @@ EOF
 
 sub get {
     my ($path, $visitor, @headers) = @_;
-    return http_get($path, ($visitor ? (Cookie => "segedge_id=$visitor") : ()), @headers);
+    return http_get($path, ($visitor ? (Cookie => "segedge_id=$V{$visitor}") : ()), @headers);
 }
 
 # --- who gets what
@@ -179,7 +180,7 @@ sub get {
 
 # --- HEAD, 304, Range
 {
-    my $raw = http("HEAD / HTTP/1.1\r\nHost: x\r\nCookie: segedge_id=v-vip\r\nConnection: close\r\n\r\n");
+    my $raw = http("HEAD / HTTP/1.1\r\nHost: x\r\nCookie: segedge_id=$V{'v-vip'}\r\nConnection: close\r\n\r\n");
     my $r = parse_response($raw);
     is $r->status, 200, 'HEAD: 200';
     is $r->body, '', 'HEAD: no body';

@@ -13,9 +13,10 @@ my $SEG = <<'SEG';
 {"name":"vip","description":"Top customers","owner":"crm","priority":100}
 {"name":"new_visitor","description":"First seen this month","owner":"growth","priority":5}
 SEG
-my $PROF = <<'PROF';
-{"id":"v-vip","kind":"anonymous","segments":["vip"]}
-{"id":"v-new","kind":"anonymous","segments":["new_visitor"]}
+my %V = map { $_ => visitor_id($_) } qw(v-vip v-new);
+my $PROF = <<"PROF";
+{"id":"$V{'v-vip'}","kind":"anonymous","segments":["vip"]}
+{"id":"$V{'v-new'}","kind":"anonymous","segments":["new_visitor"]}
 PROF
 sub blocks_feed {
     my ($hero_vip, $offer_vip) = @_;
@@ -27,7 +28,7 @@ BLOCKS
 }
 my $HERO_VIP = '<h2>Welcome back, VIP</h2>';
 
-my ($rc, $out) = import_snapshot('db', $SEG, $PROF, 'test', blocks_feed($HERO_VIP, '<p>Welcome back offer</p>'));
+my ($rc, $out) = import_snapshot('db', $SEG, $PROF, 'test', undef, blocks_feed($HERO_VIP, '<p>Welcome back offer</p>'));
 is $rc, 0, 'snapshot imported' or diag $out;
 
 my $FILLER = join '', map { "<p>filler $_ <!-- c --></p>\n" } 1 .. 40;
@@ -110,7 +111,7 @@ EOF
 
 sub get {
     my ($path, $visitor, @headers) = @_;
-    return http_get($path, ($visitor ? (Cookie => "segedge_id=$visitor") : ()), @headers);
+    return http_get($path, ($visitor ? (Cookie => "segedge_id=$V{$visitor}") : ()), @headers);
 }
 
 {
@@ -174,7 +175,7 @@ sub get {
         POSIX::_exit(0);
     }
     ok wait_until(sub { -e "$d/paused" }, 10), 'paused response: first half sent';
-    my ($rc2, $out2) = import_snapshot('db', $SEG, $PROF, 'test', blocks_feed('<h2>New hero</h2>', '<p>New offer</p>'));
+    my ($rc2, $out2) = import_snapshot('db', $SEG, $PROF, 'test', undef, blocks_feed('<h2>New hero</h2>', '<p>New offer</p>'));
     is $rc2, 0, 'paused response: new snapshot published' or diag $out2;
     my $r = get('/trickle', 'v-vip');
     ok $r->body eq page('<h2>New hero</h2>', '<p>New offer</p>'),

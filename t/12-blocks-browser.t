@@ -1,6 +1,8 @@
 # The demo site in a real browser: Debian's headless Chromium, driven through
-# chromedriver's WebDriver HTTP API, loads the demo page as three visitors and
-# reads the blocks from the rendered DOM. Screenshots go to outdir().
+# chromedriver's WebDriver HTTP API, loads the demo page as a first-time
+# visitor, a returning vip, a logged-in customer (signed cookie) and a new
+# visitor, and reads the blocks from the rendered DOM. Screenshots go to
+# outdir().
 
 use SegEdge::Test;
 use FindBin qw($Bin);
@@ -17,18 +19,29 @@ skip_all('chromium or chromedriver not found (apt-get install chromium chromium-
 my $demo = "$Bin/../conf/demo";
 my ($rc, $out) = import_snapshot('db', read_text("$demo/segments.ndjson"),
                                  read_text("$demo/profiles.ndjson"), 'demo',
-                                 read_text("$demo/blocks.ndjson"));
+                                 read_text("$demo/aliases.ndjson"), read_text("$demo/blocks.ndjson"));
 is $rc, 0, 'demo data imported' or diag $out;
 
+my $d = testdir();
+write_text("$d/keys", "demo base64:" . ('A' x 43) . "=\n");
+chmod 0600, "$d/keys";
+(my $status, my $known_cookie) = segsync('sign', '--keys', "$d/keys", '--id', 'cust-10002');
+is $status, 0, 'signed cookie for cust-10002 (lapsed)' or diag $known_cookie;
+chomp $known_cookie;
+
+# conf/nginx.conf's demo server, on a test port
 start_nginx(<<"EOF");
     include /etc/nginx/mime.types;
     segedge_db %%TESTDIR%%/db;
+    segedge_keys %%TESTDIR%%/keys;
 
     server {
         listen 127.0.0.1:%%PORT%%;
         root $demo/html;
         segedge on;
         segedge_cookie segedge_id;
+        segedge_cookie_issue on;
+        segedge_cookie_flags HttpOnly SameSite=Lax;
         segedge_blocks on;
         add_header X-Segedge-Segments \$segedge_segments always;
     }
@@ -36,7 +49,6 @@ EOF
 
 # --- chromedriver, in a process group of its own so that it and the
 # browser it starts are stopped together
-my $d = testdir();
 my $driver_port = port(2);
 my $driver_pid = fork // die "fork: $!";
 if (!$driver_pid) {
@@ -83,16 +95,17 @@ webdriver(POST => "/session/$session/timeouts", { pageLoad => 30000, script => 1
 my $site = 'http://127.0.0.1:' . port() . '/';
 my $outdir = outdir();
 
-# Loads the page as the visitor with that cookie (none: no cookie at all)
-# and returns what the rendered page shows. Cookies can only be set on a
-# page of the site, so the first visit must be the one without.
+# Loads the page with these cookies (name => value; none: a first visit,
+# which gets an id issued) and returns what the rendered page shows.
+# Cookies can only be set on a page of the site, so the first visit must be
+# the one without.
 my $visited;
 sub visit {
-    my ($visitor, $shot) = @_;
+    my ($shot, %cookies) = @_;
     if ($visited++) {
         webdriver(DELETE => "/session/$session/cookie");
         webdriver(POST => "/session/$session/cookie",
-                  { cookie => { name => 'segedge_id', value => $visitor, path => '/' } }) if $visitor;
+                  { cookie => { name => $_, value => $cookies{$_}, path => '/' } }) for sort keys %cookies;
     }
     webdriver(POST => "/session/$session/url", { url => $site });
     my $page = webdriver(POST => "/session/$session/execute/sync", { args => [], script => <<'JS' });
@@ -108,34 +121,43 @@ JS
     return $page;
 }
 
+my $DEFAULT_HERO = 'Spring collection is here Fresh arrivals for everyone.';
+my $DEFAULT_OFFER = "Free shipping on orders over 50 \x{20ac}.";
 {
-    my $page = visit(undef, 'anonymous-first-visit');
+    my $page = visit('anonymous-first-visit');
     is $page->{title}, 'segedge demo shop', 'first visit: the demo page';
-    is $page->{hero}, 'Spring collection is here Fresh arrivals for everyone.', 'first visit: default hero';
-    is $page->{offer}, "Free shipping on orders over 50 \x{20ac}.", 'first visit: default offer';
+    is $page->{hero}, $DEFAULT_HERO, 'first visit: default hero';
+    is $page->{offer}, $DEFAULT_OFFER, 'first visit: default offer';
     like $page->{newsletter} // '', qr/Get our weekly newsletter/, 'first visit: newsletter sign-up shown';
+    my $issued = webdriver(GET => "/session/$session/cookie/segedge_id");
+    like $issued->{value}, qr/^[A-Za-z0-9_-]{21}[AQgw]$/, 'first visit: a visitor id was issued';
 }
 {
-    my $page = visit('demo-vip-visitor', 'vip-visitor');
+    my $page = visit('vip-visitor', segedge_id => 'ZGVtby12aXAtdmlzaXRvcg');
     is $page->{hero}, 'Welcome back, valued customer VIP early access: the summer sale opens for you today.',
-       'vip visitor: the vip hero';
-    is $page->{offer}, 'Free express shipping on every order, as always.', 'vip visitor: the vip offer';
-    is $page->{newsletter}, undef, 'vip visitor (a subscriber): no sign-up block';
+       'returning vip visitor: the vip hero';
+    is $page->{offer}, 'Free express shipping on every order, as always.', 'returning vip visitor: the vip offer';
+    is $page->{newsletter}, undef, 'returning vip visitor (a subscriber): no sign-up block';
 }
 {
-    my $page = visit('demo-new-visitor', 'new-visitor');
+    my $page = visit('known-customer', segedge_known => $known_cookie);
+    is $page->{hero}, 'We have missed you Come back for 15% off your next order with code MISSEDYOU.',
+       'logged-in customer cust-10002 (lapsed): the win-back hero';
+    is $page->{offer}, $DEFAULT_OFFER, 'logged-in lapsed customer: default offer';
+}
+{
+    my $page = visit('new-visitor', segedge_id => 'ZGVtby1uZXctdmlzaXRvcg');
     is $page->{hero}, 'Welcome to the demo shop Take 10% off your first order with code HELLO10.',
        'new visitor: the welcome hero';
     is $page->{offer}, 'First order? Shipping is on us.', 'new visitor: the first-order offer';
     like $page->{newsletter} // '', qr/Get our weekly newsletter/, 'new visitor: sign-up shown';
 }
 {
-    my $page = visit(undef, 'anonymous-again');
-    is $page->{hero}, 'Spring collection is here Fresh arrivals for everyone.',
-       'cookie gone again: default hero (nothing stale from the browser cache)';
+    my $page = visit('anonymous-again', segedge_id => visitor_id('someone-new'));
+    is $page->{hero}, $DEFAULT_HERO, 'unknown visitor: default hero (nothing stale from the browser cache)';
 }
 
-for my $shot (qw(anonymous-first-visit vip-visitor new-visitor)) {
+for my $shot (qw(anonymous-first-visit vip-visitor known-customer new-visitor)) {
     ok -s "$outdir/$shot.png" > 1000, "screenshot $shot.png saved";
 }
 webdriver(DELETE => "/session/$session");

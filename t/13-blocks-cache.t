@@ -11,16 +11,17 @@ my $SEG = <<'SEG';
 {"name":"vip","description":"Top customers","owner":"crm","priority":100}
 {"name":"new_visitor","description":"First seen this month","owner":"growth","priority":5}
 SEG
-my $PROF = <<'PROF';
-{"id":"v-vip","kind":"anonymous","segments":["vip"]}
-{"id":"v-vip2","kind":"anonymous","segments":["vip"]}
-{"id":"v-new","kind":"anonymous","segments":["new_visitor"]}
+my %V = map { $_ => visitor_id($_) } qw(v-vip v-vip2 v-new nobody);
+my $PROF = <<"PROF";
+{"id":"$V{'v-vip'}","kind":"anonymous","segments":["vip"]}
+{"id":"$V{'v-vip2'}","kind":"anonymous","segments":["vip"]}
+{"id":"$V{'v-new'}","kind":"anonymous","segments":["new_visitor"]}
 PROF
 my $BLOCKS = <<'BLOCKS';
 {"block":"hero","segment":"vip","html":"<h2>VIP</h2>"}
 {"block":"hero","segment":"new_visitor","html":"<h2>Newcomer</h2>"}
 BLOCKS
-my ($rc, $out) = import_snapshot('db', $SEG, $PROF, 'test', $BLOCKS);
+my ($rc, $out) = import_snapshot('db', $SEG, $PROF, 'test', undef, $BLOCKS);
 is $rc, 0, 'snapshot imported' or diag $out;
 
 my $d = testdir();
@@ -79,7 +80,7 @@ EOF
 
 sub fetch {
     my ($path, $visitor) = @_;
-    my $r = http_get($path, $visitor ? (Cookie => "segedge_id=$visitor") : ());
+    my $r = http_get($path, $visitor ? (Cookie => "segedge_id=$V{$visitor}") : ());
     return ($r->value('X-Cache'), $r->body, $r);
 }
 

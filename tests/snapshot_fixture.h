@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "segcore/base64.h"
 #include "segcore/layout.h"
 #include "segcore/lmdb.h"
 #include "segcore/schema.h"
@@ -28,14 +29,31 @@ struct Block {
     std::string variant;
 };
 
+struct Alias {
+    std::string anonymous;
+    std::string known;
+};
+
 struct SnapshotSpec {
     std::uint64_t generation = 1;
     std::uint32_t schema_version = segcore::schema::kVersion;
     std::vector<segcore::schema::SegmentDef> segments;
     std::vector<Profile> profiles;
+    std::vector<Alias> aliases;
+    bool aliases_db = true;  // false: a v1 snapshot from before aliases
     std::vector<Block> blocks;
     bool blocks_db = true;  // false: a snapshot missing a required database
 };
+
+// A canonical anonymous id that reads as `label` when decoded: the label's
+// first 16 bytes, zero-padded, in base64url.
+inline std::string visitor_id(const std::string& label) {
+    char bytes[16] = {};
+    label.copy(bytes, sizeof bytes);
+    char text[22];
+    segcore::base64::encode_url(bytes, sizeof bytes, text);
+    return std::string(text, sizeof text);
+}
 
 inline std::string temp_dir() {
     char tmpl[] = "/tmp/segedge-test-XXXXXX";
@@ -71,6 +89,10 @@ inline void write_snapshot(const std::string& dir, const SnapshotSpec& spec) {
         char key[schema::kMaxKeySize];
         auto len = schema::encode_visitor_key(p.kind, p.id, key);
         txn.put(profiles, std::string_view(key, len), schema::encode_profile(p.segment_ids));
+    }
+    if (spec.aliases_db) {
+        auto aliases = txn.open_db(schema::kAliasesDb, MDB_CREATE);
+        for (const auto& a : spec.aliases) txn.put(aliases, a.anonymous, a.known);
     }
     txn.commit();
 }

@@ -66,19 +66,6 @@ TEST_CASE("find_cookie handles empty and 64 KB headers", "[cookie]") {
     CHECK(value->size() == 64 * 1024);
 }
 
-TEST_CASE("is_visitor_id accepts only the canonical id alphabet and length", "[cookie]") {
-    CHECK(segcore::is_visitor_id("demo-vip-visitor"));
-    CHECK(segcore::is_visitor_id("AZaz09_-"));
-    CHECK(segcore::is_visitor_id(std::string(128, 'a')));
-    CHECK_FALSE(segcore::is_visitor_id(std::string(129, 'a')));
-    CHECK_FALSE(segcore::is_visitor_id(""));
-    CHECK_FALSE(segcore::is_visitor_id("a b"));
-    CHECK_FALSE(segcore::is_visitor_id("a.b"));
-    CHECK_FALSE(segcore::is_visitor_id("a\"b"));
-    CHECK_FALSE(segcore::is_visitor_id(std::string("a\0b", 3)));
-    CHECK_FALSE(segcore::is_visitor_id("caf\xc3\xa9"));
-}
-
 TEST_CASE("is_cookie_name follows the RFC 6265 token rule", "[cookie]") {
     CHECK(segcore::is_cookie_name("segedge_id"));
     CHECK(segcore::is_cookie_name("__Host-sid"));

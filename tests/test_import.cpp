@@ -15,16 +15,18 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include <map>
-
 #include <nlohmann/json.hpp>
 
+#include "segcore/keys.h"
+#include "segcore/signed_id.h"
 #include "segcore/snapshot.h"
 #include "snapshot_fixture.h"
 #include "sync/import.h"
@@ -70,15 +72,21 @@ const std::string kSegments =
     R"({"name":"tie","owner":"growth","priority":5})"
     "\n";
 
+// Anonymous ids must be canonical, as the module issues them.
+const std::string kV1 = fixture::visitor_id("v-1");
+const std::string kV2 = fixture::visitor_id("v-2");
+const std::string kV1001 = fixture::visitor_id("v-1001");
+const std::string kV1002 = fixture::visitor_id("v-1002");
+
+std::string profile_line(const std::string& id, const std::string& kind,
+                         const std::string& segments) {
+    return R"({"id":")" + id + R"(","kind":")" + kind + R"(","segments":[)" + segments + "]}\n";
+}
+
 const std::string kProfiles =
-    R"({"id":"v-1001","kind":"anonymous","segments":["newsletter","tie","vip","cart_abandoner"]})"
-    "\n"
-    R"({"id":"v-1001","kind":"known","segments":["tie"]})"
-    "\n"
-    R"({"id":"cust-42","kind":"known","segments":[]})"
-    "\n"
-    R"({"id":"v-1002","kind":"anonymous","segments":["newsletter"]})"
-    "\n";
+    profile_line(kV1001, "anonymous", R"("newsletter","tie","vip","cart_abandoner")") +
+    profile_line(kV1001, "known", R"("tie")") + profile_line("cust-42", "known", "") +
+    profile_line(kV1002, "anonymous", R"("newsletter")");
 
 struct ImportFixture {
     TempDir tmp;
@@ -142,11 +150,6 @@ unsigned mode_of(const std::string& path) {
     return st.st_mode & 07777;
 }
 
-std::string profile_line(const std::string& id, const std::string& kind,
-                         const std::string& segments) {
-    return R"({"id":")" + id + R"(","kind":")" + kind + R"(","segments":[)" + segments + "]}\n";
-}
-
 std::string block_line(const std::string& block, const std::string& segment, const std::string& html) {
     nlohmann::json line = {{"block", block}, {"segment", segment}, {"html", html}};
     return line.dump() + "\n";
@@ -198,9 +201,9 @@ TEST_CASE("import publishes a snapshot the module can read", "[import]") {
     CHECK(snapshot.segment(5) == nullptr);
 
     // Priority descending; newsletter and tie share 5, so id order breaks the tie.
-    CHECK(lookup(snapshot, VisitorKind::anonymous, "v-1001") == std::vector<std::uint32_t>{1, 3, 2, 4});
+    CHECK(lookup(snapshot, VisitorKind::anonymous, kV1001) == std::vector<std::uint32_t>{1, 3, 2, 4});
     // Same id, other kind: a separate visitor.
-    CHECK(lookup(snapshot, VisitorKind::known, "v-1001") == std::vector<std::uint32_t>{4});
+    CHECK(lookup(snapshot, VisitorKind::known, kV1001) == std::vector<std::uint32_t>{4});
     CHECK(lookup(snapshot, VisitorKind::anonymous, "cust-42").empty());
     CHECK(lookup(snapshot, VisitorKind::anonymous, "nobody").empty());
     auto counts = snapshot.verify();
@@ -260,7 +263,7 @@ struct BadInput {
 };
 
 std::vector<BadInput> bad_inputs() {
-    const std::string good = profile_line("v-1", "anonymous", R"("vip")");
+    const std::string good = profile_line(kV1, "anonymous", R"("vip")");
     std::string many_segments = R"("vip")";
     for (int i = 0; i < 256; ++i) many_segments += R"(,"vip")";
     return {
@@ -278,9 +281,9 @@ std::vector<BadInput> bad_inputs() {
          R"(field "priority" must be an integer)"},
         {"priority out of int32 range", R"({"name":"vip","priority":2147483648})" "\n", "", true, 1,
          "does not fit in a 32-bit signed integer"},
-        {"wrong type: segments", "", profile_line("v-1", "anonymous", "") + R"({"id":"v-2","kind":"anonymous","segments":"vip"})" "\n",
+        {"wrong type: segments", "", profile_line(kV1, "anonymous", "") + R"({"id":")" + kV2 + R"(","kind":"anonymous","segments":"vip"})" "\n",
          false, 2, R"(field "segments" must be an array of segment names)"},
-        {"wrong type: segment entry", "", profile_line("v-1", "anonymous", "7"), false, 1,
+        {"wrong type: segment entry", "", profile_line(kV1, "anonymous", "7"), false, 1,
          "must be a string, got number"},
         {"wrong type: description", R"({"name":"vip","description":null})" "\n", "", true, 1,
          R"(field "description" must be a string, got null)"},
@@ -299,14 +302,14 @@ std::vector<BadInput> bad_inputs() {
          "", true, 1, R"(field "description" is 1025 bytes, at most 1024)"},
         {"duplicate segment", kSegments + R"({"name":"vip"})" "\n", "", true, 6,
          R"(duplicate segment "vip" (first defined on line 1))"},
-        {"unknown segment", "", good + profile_line("v-2", "anonymous", R"("vip","vipp")"), false, 2,
+        {"unknown segment", "", good + profile_line(kV2, "anonymous", R"("vip","vipp")"), false, 2,
          R"(unknown segment "vipp")"},
-        {"segment listed twice", "", profile_line("v-1", "anonymous", R"("vip","tie","vip")"), false, 1,
+        {"segment listed twice", "", profile_line(kV1, "anonymous", R"("vip","tie","vip")"), false, 1,
          R"(segment "vip" listed twice)"},
         {"duplicate visitor", "",
-         good + profile_line("v-1", "known", "") + profile_line("v-2", "anonymous", "") +
-             profile_line("v-1", "anonymous", R"("tie")"),
-         false, 4, R"(duplicate visitor: anonymous id "v-1" (first on line 1))"},
+         good + profile_line(kV1, "known", "") + profile_line(kV2, "anonymous", "") +
+             profile_line(kV1, "anonymous", R"("tie")"),
+         false, 4, "duplicate visitor: anonymous id \"" + kV1 + "\" (first on line 1)"},
         {"anonymous id with bad characters", "", profile_line("v 1001", "anonymous", ""), false, 1,
          R"(anonymous id "v 1001" can never match a cookie)"},
         {"anonymous id longer than a cookie allows", "", profile_line(std::string(129, 'a'), "anonymous", ""),
@@ -315,10 +318,10 @@ std::vector<BadInput> bad_inputs() {
          "key too long: 512 bytes (id of 511), LMDB keys are limited to 511 bytes"},
         {"oversized key (anonymous): length before charset", "", good + profile_line(std::string(600, 'a'), "anonymous", ""),
          false, 2, "key too long: 601 bytes (id of 600), LMDB keys are limited to 511 bytes (1 type byte + 510)"},
-        {"too many segments", "", profile_line("v-1", "anonymous", many_segments), false, 1,
+        {"too many segments", "", profile_line(kV1, "anonymous", many_segments), false, 1,
          "too many segments: 257, at most 256"},
         {"empty id", "", profile_line("", "known", ""), false, 1, R"(field "id" must not be empty)"},
-        {"bad kind", "", profile_line("v-1", "visitor", ""), false, 1,
+        {"bad kind", "", profile_line(kV1, "visitor", ""), false, 1,
          R"(field "kind" must be "anonymous" or "known", got "visitor")"},
     };
 }
@@ -521,7 +524,7 @@ struct ChildGuard {
     try {
         segcore::Snapshot snapshot(dir);
         std::uint32_t ids[4];
-        snapshot.lookup(VisitorKind::anonymous, "v-1001", ids, 4);
+        snapshot.lookup(VisitorKind::anonymous, kV1001, ids, 4);
         status = 'R';
         if (write(fd, &status, 1) == 1)
             for (;;) pause();
@@ -610,10 +613,12 @@ TEST_CASE("the demo data imports and holds the visitors the demo prints", "[impo
     options.db = tmp.path() + "/db";
     options.segments_path = demo + "/segments.ndjson";
     options.profiles_path = demo + "/profiles.ndjson";
+    options.aliases_path = demo + "/aliases.ndjson";
     options.blocks_path = demo + "/blocks.ndjson";
     auto result = segsync::run_import(options);
     CHECK(result.segments >= 6);
     CHECK(result.profiles >= 30);
+    CHECK(result.aliases >= 1);
     CHECK(result.blocks >= 4);
 
     segcore::Snapshot snapshot(options.db + "/current");
@@ -622,16 +627,24 @@ TEST_CASE("the demo data imports and holds the visitors the demo prints", "[impo
         for (auto id : ids) out.push_back(snapshot.segment(id)->name);
         return out;
     };
-    CHECK(names(lookup(snapshot, VisitorKind::anonymous, "demo-vip-visitor")) ==
+    // conf/demo.sh prints these ids (base64url of the 16-byte labels)
+    CHECK(names(lookup(snapshot, VisitorKind::anonymous, "ZGVtby12aXAtdmlzaXRvcg")) ==
           std::vector<std::string>{"vip", "newsletter"});
-    CHECK(names(lookup(snapshot, VisitorKind::anonymous, "demo-new-visitor")) ==
+    CHECK(names(lookup(snapshot, VisitorKind::anonymous, "ZGVtby1uZXctdmlzaXRvcg")) ==
           std::vector<std::string>{"new_visitor"});
+    CHECK(names(lookup(snapshot, VisitorKind::anonymous, "ZGVtby1hbGlhcy12aXNpdA")) ==
+          std::vector<std::string>{"cart_abandoner"});
+    CHECK(names(lookup(snapshot, VisitorKind::known, "cust-10001")) ==
+          std::vector<std::string>{"vip", "newsletter"});
+    char known[schema::kMaxVisitorIdSize];
+    std::size_t n = segcore::Snapshot::Read(snapshot).alias("ZGVtby1hbGlhcy12aXNpdA", known);
+    CHECK(std::string(known, n) == "cust-10001");
     // What conf/demo.sh and the browser test show.
-    auto vip = blocks_for(snapshot, lookup(snapshot, VisitorKind::anonymous, "demo-vip-visitor"));
+    auto vip = blocks_for(snapshot, lookup(snapshot, VisitorKind::anonymous, "ZGVtby12aXAtdmlzaXRvcg"));
     CHECK_THAT(vip["hero"], Catch::Contains("Welcome back, valued customer"));
     CHECK_THAT(vip["offer"], Catch::Contains("Free express shipping"));
     CHECK(vip.at("newsletter").empty());
-    auto newcomer = blocks_for(snapshot, lookup(snapshot, VisitorKind::anonymous, "demo-new-visitor"));
+    auto newcomer = blocks_for(snapshot, lookup(snapshot, VisitorKind::anonymous, "ZGVtby1uZXctdmlzaXRvcg"));
     CHECK_THAT(newcomer["hero"], Catch::Contains("HELLO10"));
     CHECK_THAT(newcomer["offer"], Catch::Contains("Shipping is on us"));
     CHECK(newcomer.count("newsletter") == 0);
@@ -675,11 +688,11 @@ TEST_CASE("the segsync command line reports success, data errors and usage error
 
     CHECK(run_cli(import, out, err) == 0);
     std::string published = read_file(out);
-    CHECK(published.rfind("segsync: published generation 1 (4 segments, 4 profiles, 0 block contents) as " + f.db +
+    CHECK(published.rfind("segsync: published generation 1 (4 segments, 4 profiles) as " + f.db +
                               "/snapshots/snap-0000000001-", 0) == 0);
     CHECK(read_file(err).empty());  // not a terminal: no progress
 
-    write_file(f.profiles, profile_line("v-1", "anonymous", R"("vipp")"));
+    write_file(f.profiles, profile_line(kV1, "anonymous", R"("vipp")"));
     CHECK(run_cli(import, out, err) == 1);
     CHECK(read_file(err) == "segsync: " + f.profiles + ":1: unknown segment \"vipp\"\n");
     CHECK(read_file(out).empty());
@@ -700,4 +713,133 @@ TEST_CASE("the segsync command line reports success, data errors and usage error
     CHECK(run_cli("--help", out, err) == 0);
     CHECK_THAT(read_file(out), Catch::Contains("usage: segsync import"));
     CHECK(run_cli("help", out, err) == 0);
+}
+
+namespace {
+
+std::string alias_line(const std::string& anonymous, const std::string& known) {
+    return R"({"anonymous":")" + anonymous + R"(","known":")" + known + "\"}\n";
+}
+
+std::string known_alias_of(const std::string& db, const std::string& anonymous) {
+    segcore::Snapshot snapshot(db + "/current");
+    char known[schema::kMaxVisitorIdSize];
+    std::size_t n = segcore::Snapshot::Read(snapshot).alias(anonymous, known);
+    return std::string(known, n);
+}
+
+}  // namespace
+
+TEST_CASE("import publishes aliases, also to known ids without a profile", "[import][aliases]") {
+    ImportFixture f;
+    auto options = f.options();
+    options.aliases_path = write_file(f.tmp.path() + "/aliases.ndjson",
+                                      alias_line(kV1001, "cust-42") + "\n" +
+                                          alias_line(kV1002, "cust-without-profile") +
+                                          alias_line(kV1, std::string(510, 'k')));
+    auto result = segsync::run_import(options);
+    CHECK(result.aliases == 3);
+    CHECK(known_alias_of(f.db, kV1001) == "cust-42");
+    CHECK(known_alias_of(f.db, kV1002) == "cust-without-profile");
+    CHECK(known_alias_of(f.db, kV1) == std::string(510, 'k'));
+    CHECK(known_alias_of(f.db, kV2).empty());
+    CHECK(segcore::Snapshot(f.db + "/current").verify().aliases == 3);
+
+    // Without --aliases the snapshot has none: aliases are not carried over.
+    CHECK(f.import().aliases == 0);
+    CHECK(known_alias_of(f.db, kV1001).empty());
+}
+
+TEST_CASE("bad aliases are rejected with FILE:LINE and publish nothing", "[import][aliases]") {
+    ImportFixture f;
+    f.import();
+    const std::string target = current_target(f.db);
+    struct Bad {
+        const char* what;
+        std::string text;
+        int line;
+        std::string message;
+    };
+    const std::string good = alias_line(kV1, "cust-1");
+    std::vector<Bad> bad = {
+        {"not canonical", good + alias_line("v-1001", "cust-2"), 2,
+         R"(anonymous id "v-1001" can never match a cookie)"},
+        {"non-canonical last character", alias_line(kV1.substr(0, 21) + "B", "cust-2"), 1,
+         "can never match a cookie"},
+        {"empty known id", good + "\n" + alias_line(kV2, ""), 3, R"(field "known" must not be empty)"},
+        {"known id too long", alias_line(kV2, std::string(511, 'k')), 1,
+         "known id of 511 bytes, at most 510"},
+        {"duplicate anonymous id", good + alias_line(kV2, "cust-2") + alias_line(kV1, "cust-3"), 3,
+         "duplicate alias: anonymous id \"" + kV1 + "\" (first on line 1)"},
+        {"missing known", R"({"anonymous":")" + kV1 + "\"}\n", 1, R"(missing field "known")"},
+        {"unknown field", R"({"anonymous":")" + kV1 + R"(","known":"c","kind":"x"})" "\n", 1,
+         R"(unknown field "kind")"},
+        {"wrong type", R"({"anonymous":")" + kV1 + R"(","known":7})" "\n", 1,
+         R"(field "known" must be a string, got number)"},
+        {"malformed JSON", good + "{\"anonymous\":\n", 2, "invalid JSON"},
+    };
+    auto options = f.options();
+    options.aliases_path = f.tmp.path() + "/aliases.ndjson";
+    for (const auto& b : bad) {
+        INFO(b.what);
+        write_file(options.aliases_path, b.text);
+        std::string message = error_of(options);
+        CHECK(message.rfind(options.aliases_path + ":" + std::to_string(b.line) + ": ", 0) == 0);
+        CHECK_THAT(message, Catch::Contains(b.message));
+        CHECK(current_target(f.db) == target);
+        CHECK(entries(f.db + "/snapshots", ".staging-").empty());
+    }
+    options.aliases_path = f.tmp.path() + "/missing.ndjson";
+    CHECK(error_of(options) == options.aliases_path + ": cannot open: No such file or directory");
+    CHECK(current_target(f.db) == target);
+}
+
+TEST_CASE("segsync sign prints a cookie value the module's verifier accepts", "[sign][cli]") {
+    if (segsync_binary().empty()) {
+        WARN("segsync binary not built next to the tests; skipping");
+        return;
+    }
+    TempDir tmp;
+    std::string keys = write_file(tmp.path() + "/keys",
+                                  "new hex:" + std::string(64, '1') + "\nold hex:" + std::string(64, '2') + "\n");
+    std::string out = tmp.path() + "/out", err = tmp.path() + "/err";
+    segcore::KeyRing ring = segcore::KeyRing::load(keys);
+    char id[schema::kMaxVisitorIdSize];
+    auto now = static_cast<std::uint64_t>(std::time(nullptr));
+
+    CHECK(run_cli("sign --keys " + keys + " --id cust-10001", out, err) == 0);
+    std::string value = read_file(out);
+    REQUIRE(!value.empty());
+    CHECK(value.back() == '\n');
+    value.pop_back();
+    CHECK(value.rfind("v1.new.", 0) == 0);  // the first key signs
+    auto verified = segcore::verify_signed_id(ring, value, now, id);
+    CHECK(verified.check == segcore::SignedIdCheck::valid);
+    CHECK(std::string(id, verified.size) == "cust-10001");
+    // default lifetime: 30 days
+    CHECK(segcore::verify_signed_id(ring, value, now + 29 * 86400, id).check ==
+          segcore::SignedIdCheck::valid);
+    CHECK(segcore::verify_signed_id(ring, value, now + 31 * 86400, id).check ==
+          segcore::SignedIdCheck::expired);
+
+    CHECK(run_cli("sign --keys " + keys + " --id=cust-1 --ttl 2h", out, err) == 0);
+    value = read_file(out);
+    value.pop_back();
+    CHECK(segcore::verify_signed_id(ring, value, now + 3600, id).check == segcore::SignedIdCheck::valid);
+    CHECK(segcore::verify_signed_id(ring, value, now + 3 * 3600, id).check ==
+          segcore::SignedIdCheck::expired);
+
+    CHECK(run_cli("sign --keys " + keys + " --id cust-1 --expires 1700000000", out, err) == 0);
+    CHECK(read_file(out).find(".1700000000.") != std::string::npos);
+
+    CHECK(run_cli("sign --keys " + tmp.path() + "/nope --id x", out, err) == 1);
+    CHECK(read_file(err) == "segsync: " + tmp.path() + "/nope: cannot open: No such file or directory\n");
+    CHECK(run_cli("sign --keys " + keys + " --id " + std::string(511, 'k'), out, err) == 1);
+    CHECK(run_cli("sign --keys " + keys, out, err) == 2);
+    CHECK(run_cli("sign --keys " + keys + " --id x --ttl 0", out, err) == 2);
+    CHECK(run_cli("sign --keys " + keys + " --id x --ttl 5y", out, err) == 2);
+    CHECK(run_cli("sign --keys " + keys + " --id x --ttl 1h --expires 5", out, err) == 2);
+    CHECK(run_cli("sign --keys " + keys + " --id x --db y", out, err) == 2);
+    CHECK(run_cli("sign --help", out, err) == 0);
+    CHECK_THAT(read_file(out), Catch::Contains("segsync sign --keys FILE --id ID"));
 }

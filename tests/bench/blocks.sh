@@ -52,6 +52,7 @@ perl - "$work" "$VISITORS" <<'PERL'
 use strict;
 use warnings;
 use JSON::PP;
+use MIME::Base64 qw(encode_base64url);
 my ($work, $visitors) = @ARGV;
 my $json = JSON::PP->new->canonical;
 srand(42);
@@ -63,9 +64,11 @@ out('feed/segments.ndjson', join '', map {
     sprintf qq({"name":"%s","description":"bench segment","owner":"bench","priority":%d}\n),
             $segments[$_], 1000 - 10 * $_ } 0 .. $#segments);
 
+# canonical visitor ids: 16 bytes, base64url (what the module issues)
+my $new_id = sub { encode_base64url(pack 'C16', map { rand 256 } 1 .. 16) };
 my ($profiles, @cookies) = ('');
 for my $i (1 .. $visitors) {
-    my $id = sprintf 'bench-%06d', $i;
+    my $id = $new_id->();
     my $n = (0, 0, 1, 1, 2, 3, 4)[rand 7];
     my %pick;
     $pick{ $segments[rand @segments] } = 1 while keys %pick < $n;
@@ -75,7 +78,7 @@ for my $i (1 .. $visitors) {
 }
 out('feed/profiles.ndjson', $profiles);
 # the request mix: 80% profiled visitors, 10% unknown ids, 10% no cookie
-push @cookies, map { sprintf 'stranger-%06d', $_ } 1 .. int($visitors / 8);
+push @cookies, map { $new_id->() } 1 .. int($visitors / 8);
 push @cookies, ('-') x int($visitors / 8);
 out('cookies.txt', join "\n", @cookies, '');
 

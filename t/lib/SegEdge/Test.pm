@@ -4,10 +4,11 @@ package SegEdge::Test;
 #
 #   use SegEdge::Test;    # also gives strict, warnings and Test::More
 #
-#   my ($rc, $out) = import_snapshot('db', <<'SEG', <<'PROF');
+#   my $v1 = visitor_id('v-1');    # a canonical anonymous id
+#   my ($rc, $out) = import_snapshot('db', <<'SEG', <<"PROF");
 #   {"name":"vip","description":"big spenders","owner":"crm","priority":100}
 #   SEG
-#   {"id":"v-1","kind":"anonymous","segments":["vip"]}
+#   {"id":"$v1","kind":"anonymous","segments":["vip"]}
 #   PROF
 #   is $rc, 0, 'imported' or diag $out;
 #
@@ -23,7 +24,7 @@ package SegEdge::Test;
 #       }
 #   EOF
 #
-#   my $r = http_get('/', Cookie => 'segedge_id=v-1');
+#   my $r = http_get('/', Cookie => "segedge_id=$v1");
 #   is $r->status, 200;
 #   is $r->value('X-Seg'), 'vip';
 #   done_testing;     # stops nginx and checks error.log, then Test::More's
@@ -41,11 +42,17 @@ package SegEdge::Test;
 # Functions (all exported):
 #   start_nginx($http, %opts) / stop_nginx() / reload_nginx([$http, %opts])
 #   nginx_t($http, %opts)          -> (exit status, output) of `nginx -t`
+#   nginx_t_fails($what, $http, @needles)  tests that `nginx -t` fails with an
+#                                  [emerg] naming each needle; returns the output
 #   http($raw)                     -> the raw response, for odd requests
 #   http_get($path, %headers)      -> response: ->status ->header($n) ->value($n)
 #   http_get10(...), http_get09($path)   HTTP/1.0 and HTTP/0.9 (body only)
-#   import_snapshot($db, $segments_ndjson, $profiles_ndjson, [$source, $blocks_ndjson])
+#   import_snapshot($db, $segments_ndjson, $profiles_ndjson,
+#                   [$source, $aliases_ndjson, $blocks_ndjson])
 #                                  -> (exit status, output) of `segsync import`
+#   visitor_id($label)             -> the canonical anonymous id that decodes to
+#                                     $label (its first 16 bytes, zero-padded)
+#   segsync(@args)                 -> (exit status, output) of `segsync @args`
 #   start_upstream($port, $handler)  a forked loopback HTTP server: calls
 #                                  $handler->($socket, $request_head) per
 #                                  connection, each in its own process
@@ -69,6 +76,7 @@ use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::INET;
+use MIME::Base64 qw(encode_base64url);
 use POSIX qw(WNOHANG);
 use Test::More ();
 use Time::HiRes qw(sleep time);
@@ -77,9 +85,9 @@ require Exporter;
 our @ISA = ('Exporter');
 our @EXPORT = qw(
     testdir outdir port module_path segsync_path nginx_path
-    write_config start_nginx stop_nginx reload_nginx nginx_t nginx_pid worker_pids
+    write_config start_nginx stop_nginx reload_nginx nginx_t nginx_t_fails nginx_pid worker_pids
     http http_get http_get10 http_get09 parse_response
-    import_snapshot run_cmd error_log_size error_log_text read_text write_text
+    import_snapshot visitor_id segsync run_cmd error_log_size error_log_text read_text write_text
     wait_until done_testing start_upstream skip_all
 );
 
@@ -208,6 +216,19 @@ sub nginx_t {
     my $conf = write_config($http, %opts, file => "$d/nginx-t-$n.conf",
                             error_log => "$d/nginx-t.log");
     return run_cmd($NGINX, '-p', "$d/", '-c', $conf, '-t');
+}
+
+sub nginx_t_fails {
+    my ($what, $http, @needles) = @_;
+    my ($rc, $out) = nginx_t($http);
+    Test::More::isnt($rc, 0, "$what: nginx -t fails");
+    Test::More::like($out, qr/\[emerg\]/, "$what: an emerg message");
+    for my $needle (@needles) {
+        Test::More::ok(index($out, $needle) >= 0, "$what: message names '$needle'")
+            or Test::More::diag($out);
+    }
+    Test::More::unlike($out, qr/test is successful/, "$what: not reported as successful");
+    return $out;
 }
 
 # ---------------------------------------------------------------- process
@@ -438,24 +459,35 @@ sub _stop_upstreams {
 # ---------------------------------------------------------------- data
 
 # Writes the feeds into TESTDIR/feed-N/ and runs `segsync import` (with
-# --blocks when $blocks is given). $db is relative to the test dir unless
-# absolute. Returns (status, output).
+# --aliases and --blocks when those feeds are given). $db is relative to the
+# test dir unless absolute. Returns (status, output).
 sub import_snapshot {
-    my ($db, $segments, $profiles, $source, $blocks) = @_;
-    die "segsync not found at $SEGSYNC (set SEGSYNC or build it)\n" unless -x $SEGSYNC;
+    my ($db, $segments, $profiles, $source, $aliases, $blocks) = @_;
     my $d = testdir();
     $db = "$d/$db" unless $db =~ m{^/};
     my $feed = "$d/feed-" . ++$feed_serial;
     make_path($feed);
     write_text("$feed/segments.ndjson", $segments);
     write_text("$feed/profiles.ndjson", $profiles);
-    my @blocks;
-    if (defined $blocks) {
-        write_text("$feed/blocks.ndjson", $blocks);
-        @blocks = ('--blocks', "$feed/blocks.ndjson");
+    my @optional;
+    for ([aliases => $aliases], [blocks => $blocks]) {
+        my ($name, $feed_text) = @$_;
+        next unless defined $feed_text;
+        write_text("$feed/$name.ndjson", $feed_text);
+        push @optional, "--$name", "$feed/$name.ndjson";
     }
-    return run_cmd($SEGSYNC, 'import', '--db', $db, '--segments', "$feed/segments.ndjson",
-                   '--profiles', "$feed/profiles.ndjson", @blocks, '--source', $source // 'test');
+    return segsync('import', '--db', $db, '--segments', "$feed/segments.ndjson",
+                   '--profiles', "$feed/profiles.ndjson", @optional, '--source', $source // 'test');
+}
+
+sub segsync {
+    die "segsync not found at $SEGSYNC (set SEGSYNC or build it)\n" unless -x $SEGSYNC;
+    return run_cmd($SEGSYNC, @_);
+}
+
+sub visitor_id {
+    my ($label) = @_;
+    return encode_base64url(pack 'a16', $label);
 }
 
 sub read_text {
