@@ -19,7 +19,7 @@
 #include <type_traits>
 
 #include "segcore/block_scanner.h"
-#include "segcore/cache_control.h"
+#include "segcore/cacheability.h"
 #include "segcore/snapshot.h"
 
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "segcore/cache_control.h"
+#include "segcore/cacheability.h"
 
 namespace {
 
@@ -14,7 +14,7 @@ std::string make_private(const std::string& original) {
 
 }  // namespace
 
-TEST_CASE("personalised responses become private, keeping what a browser cache obeys", "[cache-control]") {
+TEST_CASE("personalised responses become private, keeping what a browser cache obeys", "[cacheability]") {
     CHECK(make_private("") == "private");
     CHECK(make_private("public, max-age=600") == "private, max-age=600");
     CHECK(make_private("max-age=60, s-maxage=3600, PUBLIC, proxy-revalidate") == "private, max-age=60");
@@ -26,7 +26,7 @@ TEST_CASE("personalised responses become private, keeping what a browser cache o
     CHECK(make_private(",,, ,") == "private");
 }
 
-TEST_CASE("the capacity bound holds for the densest input", "[cache-control]") {
+TEST_CASE("the capacity bound holds for the densest input", "[cacheability]") {
     std::string dense = "a";
     for (int i = 0; i < 200; ++i) dense += ",a";
     std::string out = make_private(dense);
