@@ -67,8 +67,8 @@ The same VIP visitor with Global Privacy Control on (consent denied):
   curl -si -H 'Sec-GPC: 1' -b segedge_id=ZGVtby12aXAtdmlzaXRvcg http://127.0.0.1:8080/ | grep -i '^x-segedge'
 
 Publish a changed snapshot and see it without a reload:
-  $repo/build/segsync import --db $demo/db --segments $repo/conf/demo/segments.ndjson \
-      --profiles $repo/conf/demo/profiles.ndjson --aliases $repo/conf/demo/aliases.ndjson \
+  $repo/build/segsync import --db $demo/db --segments $repo/conf/demo/segments.ndjson \\
+      --profiles $repo/conf/demo/profiles.ndjson --aliases $repo/conf/demo/aliases.ndjson \\
       --blocks $repo/conf/demo/blocks.ndjson
 
 Stop it:  /usr/sbin/nginx -c $demo/nginx.conf -s quit

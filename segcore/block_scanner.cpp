@@ -1,6 +1,5 @@
 #include "segcore/block_scanner.h"
 
-#include <algorithm>
 #include <cstring>
 
 namespace segcore {
