@@ -293,18 +293,7 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
         return;
     }
 
-    ctx->generation.data = (u_char *) ngx_pnalloc(r->pool, NGX_INT64_LEN);
-    if (ctx->generation.data == NULL) {
-        return;
-    }
-
-    ctx->generation.len = ngx_sprintf(ctx->generation.data, "%uL",
-                                      (uint64_t) snapshot->meta().generation)
-                          - ctx->generation.data;
-
-    if (ctx->visitor.len) {
-        (void) ngx_http_segedge_lookup(r, snapshot, ctx);
-    }
+    (void) ngx_http_segedge_lookup(r, snapshot, ctx);
 }
 
 
@@ -398,6 +387,12 @@ ngx_http_segedge_find_visitor(ngx_http_request_t *r, ngx_str_t *name,
 }
 
 
+/*
+ * The segments and the generation come from one read transaction, so
+ * $segedge_generation names the batch the segments were read from, also
+ * when segsync applies deltas in place.
+ */
+
 static ngx_int_t
 ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
     ngx_http_segedge_ctx_t *ctx)
@@ -406,13 +401,21 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
     size_t                        len;
     std::size_t                   i, n;
     std::uint32_t                 ids[segcore::schema::kMaxSegmentsPerProfile];
+    segcore::LookupResult         found;
     const segcore::schema::SegmentDef  *def;
 
     try {
-        n = snapshot->lookup(segcore::schema::VisitorKind::anonymous,
-                             std::string_view((const char *) ctx->visitor.data,
-                                              ctx->visitor.len),
-                             ids, segcore::schema::kMaxSegmentsPerProfile);
+        if (ctx->visitor.len) {
+            found = snapshot->lookup(segcore::schema::VisitorKind::anonymous,
+                                     std::string_view(
+                                         (const char *) ctx->visitor.data,
+                                         ctx->visitor.len),
+                                     ids,
+                                     segcore::schema::kMaxSegmentsPerProfile);
+
+        } else {
+            found.generation = snapshot->generation();
+        }
 
     } catch (const std::exception &e) {
         ngx_http_segedge_fail_open(r->connection->log, NGX_LOG_ERR,
@@ -424,6 +427,17 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
                                    "unknown error");
         return NGX_ERROR;
     }
+
+    ctx->generation.data = (u_char *) ngx_pnalloc(r->pool, NGX_INT64_LEN);
+    if (ctx->generation.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->generation.len = ngx_sprintf(ctx->generation.data, "%uL",
+                                      (uint64_t) found.generation)
+                          - ctx->generation.data;
+
+    n = found.segments;
 
     len = 0;
     for (i = 0; i < n; i++) {

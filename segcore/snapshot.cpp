@@ -106,27 +106,44 @@ MDB_txn* Snapshot::begin_read() {
     return reader_;
 }
 
-std::size_t Snapshot::lookup(schema::VisitorKind kind, std::string_view visitor_id,
-                             std::uint32_t* out, std::size_t out_capacity) {
+// Lookups and the generation come from one transaction, so a request never
+// pairs one batch's generation with another batch's segments.
+std::uint64_t Snapshot::read_generation(MDB_txn* txn) const {
+    MDB_val key = as_val(schema::kMetaGeneration), value{};
+    int rc = mdb_get(txn, meta_db_, &key, &value);
+    if (rc != MDB_SUCCESS) return 0;
+    return schema::decode_u64(as_view(value)).value_or(0);
+}
+
+LookupResult Snapshot::lookup(schema::VisitorKind kind, std::string_view visitor_id,
+                              std::uint32_t* out, std::size_t out_capacity) {
     char key_bytes[schema::kMaxKeySize];
     std::size_t key_size = schema::encode_visitor_key(kind, visitor_id, key_bytes);
-    if (key_size == 0) return 0;
+    if (key_size == 0) return {0, generation()};
 
     MDB_txn* txn = begin_read();
     MDB_val key{key_size, key_bytes}, value{};
     int rc = mdb_get(txn, profiles_db_, &key, &value);
     std::optional<std::size_t> stored;
-    std::size_t count = 0;
+    LookupResult result;
     if (rc == MDB_SUCCESS) {
         stored = schema::profile_segment_count(as_view(value));
-        if (stored) count = schema::decode_profile(as_view(value), out, out_capacity);
+        if (stored) result.segments = schema::decode_profile(as_view(value), out, out_capacity);
     }
+    result.generation = read_generation(txn);
     // Reset before any throw: a reader slot must never stay pinned.
     mdb_txn_reset(txn);
-    if (rc == MDB_NOTFOUND) return 0;
+    if (rc == MDB_NOTFOUND) return {0, result.generation};
     check_lmdb(rc, "mdb_get profile");
     if (!stored) throw SnapshotError("malformed profile record");
-    return count;
+    return result;
+}
+
+std::uint64_t Snapshot::generation() {
+    MDB_txn* txn = begin_read();
+    std::uint64_t generation = read_generation(txn);
+    mdb_txn_reset(txn);
+    return generation;
 }
 
 // The module emits ids in stored order, so the order is part of the format:
@@ -142,6 +159,36 @@ void Snapshot::check_profile_ids(const std::uint32_t* ids, std::size_t n) const 
         previous = def;
     }
 }
+
+namespace {
+
+// Attribute id -> type, from the catalogue; empty when the database is absent.
+std::unordered_map<std::uint16_t, schema::AttributeType> verify_attributes(const Txn& txn,
+                                                                          MDB_dbi dbi) {
+    std::unordered_map<std::uint16_t, schema::AttributeType> types;
+    Cursor cursor(txn, dbi);
+    while (cursor.next()) {
+        auto id = schema::decode_attribute_key(cursor.key());
+        auto def = id ? schema::decode_attribute(*id, cursor.value()) : std::nullopt;
+        if (!def) throw SnapshotError("malformed attribute record");
+        types.emplace(*id, def->type);
+    }
+    return types;
+}
+
+std::size_t verify_aliases(const Txn& txn, MDB_dbi dbi) {
+    std::size_t count = 0;
+    Cursor cursor(txn, dbi);
+    while (cursor.next()) {
+        if (cursor.key().empty() || cursor.key().size() > schema::kMaxVisitorIdSize ||
+            cursor.value().empty() || cursor.value().size() > schema::kMaxVisitorIdSize)
+            throw SnapshotError("malformed alias record");
+        ++count;
+    }
+    return count;
+}
+
+}  // namespace
 
 SnapshotCounts Snapshot::verify() const {
     SnapshotCounts counts;
@@ -160,15 +207,24 @@ SnapshotCounts Snapshot::verify() const {
             ++counts.segments;
         }
     }
+    std::unordered_map<std::uint16_t, schema::AttributeType> attribute_types;
+    if (auto dbi = txn.open_existing_db(schema::kAttributesDb))
+        attribute_types = verify_attributes(txn, *dbi);
+    counts.attributes = attribute_types.size();
+    if (auto dbi = txn.open_existing_db(schema::kAliasesDb)) counts.aliases = verify_aliases(txn, *dbi);
     Cursor profiles(txn, profiles_db_);
-    std::uint32_t ids[schema::kMaxSegmentsPerProfile];
     while (profiles.next()) {
         if (!schema::decode_visitor_key_kind(profiles.key()))
             throw SnapshotError("malformed profile key");
-        if (!schema::profile_segment_count(profiles.value()))
-            throw SnapshotError("malformed profile record");
-        auto n = schema::decode_profile(profiles.value(), ids, schema::kMaxSegmentsPerProfile);
-        check_profile_ids(ids, n);
+        auto record = schema::decode_profile_record(profiles.value());
+        if (!record) throw SnapshotError("malformed profile record");
+        check_profile_ids(record->segment_ids.data(), record->segment_ids.size());
+        for (const auto& attribute : record->attributes) {
+            auto type = attribute_types.find(attribute.id);
+            if (type == attribute_types.end() || type->second != attribute.type)
+                throw SnapshotError("profile names unknown attribute id " +
+                                    std::to_string(attribute.id) + " or stores the wrong type");
+        }
         ++counts.profiles;
     }
     return counts;

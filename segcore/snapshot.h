@@ -31,6 +31,14 @@ struct SnapshotMeta {
 struct SnapshotCounts {
     std::size_t segments = 0;
     std::size_t profiles = 0;
+    std::size_t attributes = 0;
+    std::size_t aliases = 0;
+};
+
+// What one lookup saw, all from the same read transaction.
+struct LookupResult {
+    std::size_t segments = 0;      // ids copied
+    std::uint64_t generation = 0;  // committed generation the lookup read
 };
 
 class Snapshot {
@@ -42,24 +50,30 @@ public:
     Snapshot(const Snapshot&) = delete;
     Snapshot& operator=(const Snapshot&) = delete;
 
+    // Meta as of opening. Delta batches move the generation in place; the
+    // generation a request was served from is the one lookup() reports.
     const SnapshotMeta& meta() const noexcept { return meta_; }
     const schema::SegmentDef* segment(std::uint32_t id) const noexcept;
     std::size_t segment_count() const noexcept { return catalogue_.size(); }
 
-    // Copies the visitor's segment ids (priority order) into `out`; returns
-    // how many. 0 for an unknown visitor. Throws LmdbError/SnapshotError on
-    // a broken database.
-    std::size_t lookup(schema::VisitorKind kind, std::string_view visitor_id, std::uint32_t* out,
-                       std::size_t out_capacity);
+    // Copies the visitor's segment ids (priority order) into `out` and
+    // reports how many (0 for an unknown visitor) and the generation of the
+    // transaction that read them. Throws LmdbError/SnapshotError on a broken
+    // database.
+    LookupResult lookup(schema::VisitorKind kind, std::string_view visitor_id, std::uint32_t* out,
+                        std::size_t out_capacity);
+    // The generation committed now (for requests without a visitor id).
+    std::uint64_t generation();
 
     // Full walk of every database, decoding every value and checking that
-    // profiles name only catalogued segments. Throws SnapshotError naming the
+    // profiles name only catalogued segments and attributes. Throws SnapshotError naming the
     // first problem. LMDB has no checksums; this is what stands in for them.
     SnapshotCounts verify() const;
 
 private:
     void check_not_truncated() const;
     void check_profile_ids(const std::uint32_t* ids, std::size_t n) const;
+    std::uint64_t read_generation(MDB_txn* txn) const;
     void load_meta();
     void load_catalogue();
     MDB_txn* begin_read();

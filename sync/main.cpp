@@ -1,18 +1,34 @@
-// segsync's command line: argument parsing only; the work is in run_import.
+// segsync's command line: argument parsing only; the work is in run_import,
+// run_daemon, print_status, verify_db, dump_db and sign_feed.
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "sync/config.h"
+#include "sync/daemon.h"
 #include "sync/import.h"
+#include "sync/inspect.h"
+#include "sync/signature.h"
+#include "sync/status.h"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: segsync import --db DIR --segments FILE --profiles FILE [--source LABEL] [--keep N]\n"
+    "usage: segsync import --db DIR --segments FILE --profiles FILE [--orders FILE]\n"
+    "                      [--as-of UNIX_SECONDS] [--source LABEL] [--keep N]\n"
+    "       segsync run --config FILE [--once]\n"
+    "       segsync status (--db DIR | --config FILE) [--json]\n"
+    "       segsync verify (--db DIR | --config FILE)\n"
+    "       segsync dump (--db DIR | --config FILE) meta|segments|attributes|profiles|aliases\n"
+    "                    [--id ID --kind anonymous|known]\n"
+    "       segsync sign --key KEYFILE [--name NAME] [--out SIGFILE] FILE\n"
     "       segsync help\n"
     "\n"
     "import   check the segments and profiles files (NDJSON, one object per line) and\n"
@@ -20,11 +36,19 @@ constexpr const char* kUsage =
     "         up by itself, without a reload.\n"
     "  --db DIR         database root (the module's segedge_db)\n"
     "  --segments FILE  segment definitions: {\"name\":...,\"description\":...,\"owner\":...,\"priority\":N}\n"
-    "  --profiles FILE  visitors: {\"id\":...,\"kind\":\"anonymous\"|\"known\",\"segments\":[...]}\n"
+    "  --profiles FILE  visitors: {\"id\":...,\"kind\":\"anonymous\"|\"known\",\"segments\":[...],\"attributes\":{...}}\n"
+    "  --orders FILE    orders {\"customer\":...,\"at\":...,\"amount\":...}: adds RFM and lifecycle attributes\n"
+    "  --as-of T        \"now\" for lifecycle stages, unix seconds (default: the current time)\n"
     "  --source LABEL   recorded in the snapshot (default: import)\n"
     "  --keep N         snapshots to keep, counting the new one (default: 2)\n"
+    "run      the daemon: applies snapshots, deltas and orders from the configured\n"
+    "         sources as they appear (--once: one pass, then exit)\n"
+    "status   generation, last success, last error and lag per source\n"
+    "verify   full walk and check of the live snapshot\n"
+    "dump     one database of the live snapshot as NDJSON\n"
+    "sign     write FILE's detached signature (HMAC key as hex, or Ed25519 PEM private key)\n"
     "\n"
-    "exit status: 0 published, 1 error (nothing published), 2 bad command line\n";
+    "exit status: 0 success, 1 error (import: nothing published), 2 bad command line\n";
 
 class UsageError : public std::runtime_error {
 public:
@@ -32,67 +56,152 @@ public:
 };
 
 struct Command {
+    std::string name;
+    std::map<std::string, std::string> options;  // "--db" -> value; flags -> ""
+    std::vector<std::string> arguments;
     bool help = false;
-    segsync::ImportOptions options;
+
+    bool has(const std::string& option) const { return options.count(option) > 0; }
+    const std::string& get(const std::string& option) const {
+        static const std::string empty;
+        auto it = options.find(option);
+        return it == options.end() ? empty : it->second;
+    }
 };
 
-unsigned parse_keep(const std::string& text) {
-    char* end = nullptr;
-    unsigned long value = std::strtoul(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || text[0] == '-' || value < 1 || value > 1000000)
-        throw UsageError("--keep takes a whole number of at least 1, got \"" + text + "\"");
-    return static_cast<unsigned>(value);
-}
+// Options that take a value, and flags, per command.
+const std::map<std::string, std::pair<std::set<std::string>, std::set<std::string>>> kCommands = {
+    {"import", {{"--db", "--segments", "--profiles", "--orders", "--as-of", "--source", "--keep"}, {}}},
+    {"run", {{"--config"}, {"--once"}}},
+    {"status", {{"--db", "--config"}, {"--json"}}},
+    {"verify", {{"--db", "--config"}, {}}},
+    {"dump", {{"--db", "--config", "--id", "--kind"}, {}}},
+    {"sign", {{"--key", "--name", "--out"}, {}}},
+};
 
-// Accepts "--name VALUE" and "--name=VALUE".
-void take_option(const std::vector<std::string>& args, std::size_t& i, segsync::ImportOptions& o) {
-    std::string name = args[i], value;
-    std::size_t eq = name.find('=');
-    if (eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name.resize(eq);
-    } else if (i + 1 < args.size()) {
-        value = args[++i];
-    } else {
-        throw UsageError(name + " needs a value");
-    }
-    if (name == "--db") o.db = value;
-    else if (name == "--segments") o.segments_path = value;
-    else if (name == "--profiles") o.profiles_path = value;
-    else if (name == "--source") o.source = value;
-    else if (name == "--keep") o.keep = parse_keep(value);
-    else throw UsageError("unknown option " + name);
+unsigned long long parse_number(const std::string& option, const std::string& text,
+                                unsigned long long min, unsigned long long max) {
+    char* end = nullptr;
+    unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || text[0] == '-' || value < min || value > max)
+        throw UsageError(option + " takes a whole number from " + std::to_string(min) + ", got \"" + text + "\"");
+    return value;
 }
 
 Command parse(const std::vector<std::string>& args) {
     Command command;
     if (args.empty()) throw UsageError("no command given");
-    if (args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    command.name = args[0];
+    if (command.name == "help" || command.name == "--help" || command.name == "-h") {
         command.help = true;
         return command;
     }
-    if (args[0] != "import") throw UsageError("unknown command \"" + args[0] + "\"");
+    auto spec = kCommands.find(command.name);
+    if (spec == kCommands.end()) throw UsageError("unknown command \"" + command.name + "\"");
+    const auto& [valued, flags] = spec->second;
     for (std::size_t i = 1; i < args.size(); ++i) {
-        if (args[i] == "--help" || args[i] == "-h") command.help = true;
-        else if (args[i].rfind("--", 0) == 0) take_option(args, i, command.options);
-        else throw UsageError("unexpected argument \"" + args[i] + "\"");
+        std::string name = args[i], value;
+        if (name == "--help" || name == "-h") {
+            command.help = true;
+            continue;
+        }
+        if (name.rfind("--", 0) != 0) {
+            command.arguments.push_back(name);
+            continue;
+        }
+        std::size_t eq = name.find('=');
+        if (eq != std::string::npos) value = name.substr(eq + 1), name.resize(eq);
+        if (flags.count(name) && eq == std::string::npos) {
+            command.options[name];
+        } else if (valued.count(name)) {
+            if (eq == std::string::npos) {
+                if (i + 1 >= args.size()) throw UsageError(name + " needs a value");
+                value = args[++i];
+            }
+            command.options[name] = value;
+        } else {
+            throw UsageError("unknown option " + name + " for " + command.name);
+        }
     }
-    const auto& o = command.options;
-    if (!command.help && (o.db.empty() || o.segments_path.empty() || o.profiles_path.empty()))
-        throw UsageError("import needs --db, --segments and --profiles");
     return command;
 }
 
-int run(const segsync::ImportOptions& options) {
-    segsync::ImportResult result = segsync::run_import(options);
+// --db, or the db of --config.
+std::string database_of(const Command& c) {
+    if (c.has("--db") == c.has("--config")) throw UsageError(c.name + " needs --db DIR or --config FILE");
+    return c.has("--db") ? c.get("--db") : segsync::load_config(c.get("--config")).db;
+}
+
+void expect_arguments(const Command& c, std::size_t n) {
+    if (c.arguments.size() != n)
+        throw UsageError(c.name + " takes " + std::to_string(n) + " argument" + (n == 1 ? "" : "s"));
+}
+
+int run_import(const Command& c) {
+    expect_arguments(c, 0);
+    segsync::ImportOptions o;
+    o.db = c.get("--db");
+    o.segments_path = c.get("--segments");
+    o.profiles_path = c.get("--profiles");
+    o.orders_path = c.get("--orders");
+    if (c.has("--source")) o.source = c.get("--source");
+    if (c.has("--keep")) o.keep = static_cast<unsigned>(parse_number("--keep", c.get("--keep"), 1, 1000000));
+    if (c.has("--as-of")) o.as_of = static_cast<std::int64_t>(parse_number("--as-of", c.get("--as-of"), 1, 1ull << 40));
+    if (o.db.empty() || o.segments_path.empty() || o.profiles_path.empty())
+        throw UsageError("import needs --db, --segments and --profiles");
+    // Progress is for a person watching; logs and pipes get only the result.
+    if (isatty(STDERR_FILENO)) o.progress = &std::cerr;
+    segsync::ImportResult result = segsync::run_import(o);
     for (const auto& warning : result.prune.warnings)
         std::cerr << "segsync: warning: cannot prune: " << warning << '\n';
     for (const auto& name : result.prune.busy)
         std::cerr << "segsync: " << name << " is still in use; it will be pruned by a later import\n";
     std::cout << "segsync: published generation " << result.generation << " (" << result.segments
-              << " segments, " << result.profiles << " profiles) as " << result.snapshot_path
-              << std::endl;
+              << " segments, " << result.profiles << " profiles, " << result.attributes
+              << " attributes) as " << result.snapshot_path << std::endl;
     return 0;
+}
+
+int run_dump(const Command& c) {
+    expect_arguments(c, 1);
+    std::optional<segsync::Visitor> only;
+    if (c.has("--id") || c.has("--kind")) {
+        auto kind = segcore::schema::parse_visitor_kind(c.get("--kind"));
+        if (!c.has("--id") || !kind) throw UsageError("dump --id ID needs --kind anonymous or known");
+        only = segsync::Visitor{*kind, c.get("--id")};
+    }
+    return segsync::dump_db(database_of(c), c.arguments[0], only, std::cout);
+}
+
+int run_sign(const Command& c) {
+    expect_arguments(c, 1);
+    if (!c.has("--key")) throw UsageError("sign needs --key KEYFILE");
+    const std::string& file = c.arguments[0];
+    std::string name = c.has("--name") ? c.get("--name") : file.substr(file.rfind('/') + 1);
+    std::string out = c.has("--out") ? c.get("--out") : file + ".sig";
+    std::string signature = segsync::sign_feed(c.get("--key"), name, file);
+    std::ofstream(out, std::ios::trunc) << signature << '\n';
+    std::cout << "segsync: signed " << name << " into " << out << std::endl;
+    return 0;
+}
+
+int dispatch(const Command& c) {
+    if (c.name == "import") return run_import(c);
+    if (c.name == "run") {
+        expect_arguments(c, 0);
+        if (!c.has("--config")) throw UsageError("run needs --config FILE");
+        return segsync::run_daemon({c.get("--config"), c.has("--once")});
+    }
+    if (c.name == "status") {
+        expect_arguments(c, 0);
+        return segsync::print_status(database_of(c), c.has("--json"), std::cout);
+    }
+    if (c.name == "verify") {
+        expect_arguments(c, 0);
+        return segsync::verify_db(database_of(c), std::cout, std::cerr);
+    }
+    if (c.name == "dump") return run_dump(c);
+    return run_sign(c);
 }
 
 }  // namespace
@@ -101,18 +210,14 @@ int main(int argc, char** argv) {
     Command command;
     try {
         command = parse(std::vector<std::string>(argv + 1, argv + argc));
+        if (command.help) {
+            std::cout << kUsage;
+            return 0;
+        }
+        return dispatch(command);
     } catch (const UsageError& e) {
         std::cerr << "segsync: " << e.what() << '\n' << kUsage;
         return 2;
-    }
-    if (command.help) {
-        std::cout << kUsage;
-        return 0;
-    }
-    // Progress is for a person watching; logs and pipes get only the result.
-    if (isatty(STDERR_FILENO)) command.options.progress = &std::cerr;
-    try {
-        return run(command.options);
     } catch (const std::exception& e) {
         std::cerr << "segsync: " << e.what() << '\n';
     } catch (...) {

@@ -12,7 +12,6 @@ namespace {
 namespace schema = segcore::schema;
 
 constexpr std::size_t kMinMapSize = std::size_t{1} << 30;
-constexpr unsigned kMaxReaders = 1024;  // nginx workers x snapshots they may hold
 
 void set_mode(const std::string& path, mode_t mode) {
     if (chmod(path.c_str(), mode) != 0) throw system_error("chmod " + path);
@@ -37,13 +36,16 @@ std::string compare(const std::string& dir, const SnapshotExpectation& expected)
         return mismatch("segments", expected.segments, counts.segments);
     if (counts.profiles != expected.profiles)
         return mismatch("profiles", expected.profiles, counts.profiles);
+    if (counts.attributes != expected.attributes)
+        return mismatch("attributes", expected.attributes, counts.attributes);
     return {};
 }
 
 }  // namespace
 
-std::size_t map_size_for(std::uint64_t input_bytes) {
-    return std::max<std::size_t>(kMinMapSize, static_cast<std::size_t>(input_bytes) * 4);
+std::size_t map_size_for(std::uint64_t input_bytes, std::size_t minimum) {
+    return std::max<std::size_t>(minimum ? minimum : kMinMapSize,
+                                 static_cast<std::size_t>(input_bytes) * 4);
 }
 
 SnapshotWriter::SnapshotWriter(const std::string& dir, std::size_t map_size) : dir_(dir) {
@@ -59,13 +61,21 @@ SnapshotWriter::SnapshotWriter(const std::string& dir, std::size_t map_size) : d
     meta_db_ = txn_->open_db(schema::kMetaDb, MDB_CREATE);
     segments_db_ = txn_->open_db(schema::kSegmentsDb, MDB_CREATE);
     profiles_db_ = txn_->open_db(schema::kProfilesDb, MDB_CREATE);
+    attributes_db_ = txn_->open_db(schema::kAttributesDb, MDB_CREATE);
 }
 
-void SnapshotWriter::put_meta(const segcore::SnapshotMeta& meta) {
+void SnapshotWriter::put_meta(const segcore::SnapshotMeta& meta, const FeedPositions& feeds) {
     txn_->put(meta_db_, schema::kMetaSchemaVersion, schema::encode_u32(meta.schema_version));
     txn_->put(meta_db_, schema::kMetaGeneration, schema::encode_u64(meta.generation));
     txn_->put(meta_db_, schema::kMetaBuiltAt, schema::encode_u64(meta.built_at));
     txn_->put(meta_db_, schema::kMetaSource, meta.source);
+    for (const auto& [source, feed] : feeds)
+        txn_->put(meta_db_, std::string(schema::kMetaFeedPrefix) + source, feed);
+}
+
+void SnapshotWriter::put_attributes(const std::vector<schema::AttributeDef>& defs) {
+    for (const auto& def : defs)
+        txn_->put(attributes_db_, schema::encode_attribute_key(def.id), schema::encode_attribute(def));
 }
 
 void SnapshotWriter::put_segment(const schema::SegmentDef& def) {
@@ -78,7 +88,7 @@ bool SnapshotWriter::put_profile(const Profile& profile) {
     if (size == 0) throw ImportError("internal error: unvalidated visitor id");
     try {
         txn_->put(profiles_db_, std::string_view(key, size),
-                  schema::encode_profile(profile.segment_ids), MDB_NOOVERWRITE);
+                  schema::encode_profile(profile.segment_ids, profile.attributes), MDB_NOOVERWRITE);
     } catch (const segcore::LmdbError& e) {
         if (e.code() == MDB_KEYEXIST) return false;
         throw;
