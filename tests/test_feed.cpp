@@ -200,3 +200,10 @@ TEST_CASE("fetching a snapshot checks its manifest, checksums and signature", "[
     CHECK_THROWS_WITH(segsync::fetch_feed(*source, "1.snapshot.json", &verifier, feed),
                       Catch::Contains("missing " + drop + "/1.snapshot.json.sig"));
 }
+
+TEST_CASE("the example config in conf/ loads", "[config]") {
+    auto binary = fixture::segsync_binary();
+    if (binary.empty()) return;
+    auto config = segsync::load_config(std::filesystem::path(binary).parent_path().parent_path() / "conf/segsync.json");
+    CHECK(config.sources.size() == 2);
+}
