@@ -15,59 +15,18 @@
 #include "sync/error.h"
 
 namespace segsync {
+
+// Missing fields read as their defaults, so an older status file still reads.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SourceStatus, name, type, location, last_feed,
+                                                last_applied_at, last_error, last_error_at,
+                                                last_poll_at, caught_up_at, pending)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DaemonStatus, pid, started_at, updated_at,
+                                                generation, last_success, last_success_at,
+                                                last_error, last_error_at, sources)
+
 namespace {
 
 using nlohmann::json;
-
-json to_json(const SourceStatus& s) {
-    return {{"name", s.name}, {"type", s.type}, {"location", s.location},
-            {"last_feed", s.last_feed}, {"last_applied_at", s.last_applied_at},
-            {"last_error", s.last_error}, {"last_error_at", s.last_error_at},
-            {"last_poll_at", s.last_poll_at}, {"caught_up_at", s.caught_up_at},
-            {"pending", s.pending}};
-}
-
-json to_json(const DaemonStatus& s) {
-    json sources = json::array();
-    for (const auto& source : s.sources) sources.push_back(to_json(source));
-    return {{"pid", s.pid}, {"started_at", s.started_at}, {"updated_at", s.updated_at},
-            {"generation", s.generation}, {"last_success", s.last_success},
-            {"last_success_at", s.last_success_at}, {"last_error", s.last_error},
-            {"last_error_at", s.last_error_at}, {"sources", sources}};
-}
-
-template <typename T>
-void take(const json& j, const char* key, T& out) {
-    auto it = j.find(key);
-    if (it != j.end() && !it->is_null()) out = it->get<T>();
-}
-
-DaemonStatus from_json(const json& j) {
-    DaemonStatus s;
-    take(j, "pid", s.pid);
-    take(j, "started_at", s.started_at);
-    take(j, "updated_at", s.updated_at);
-    take(j, "generation", s.generation);
-    take(j, "last_success", s.last_success);
-    take(j, "last_success_at", s.last_success_at);
-    take(j, "last_error", s.last_error);
-    take(j, "last_error_at", s.last_error_at);
-    for (const auto& item : j.value("sources", json::array())) {
-        SourceStatus source;
-        take(item, "name", source.name);
-        take(item, "type", source.type);
-        take(item, "location", source.location);
-        take(item, "last_feed", source.last_feed);
-        take(item, "last_applied_at", source.last_applied_at);
-        take(item, "last_error", source.last_error);
-        take(item, "last_error_at", source.last_error_at);
-        take(item, "last_poll_at", source.last_poll_at);
-        take(item, "caught_up_at", source.caught_up_at);
-        take(item, "pending", source.pending);
-        s.sources.push_back(std::move(source));
-    }
-    return s;
-}
 
 std::string when(std::int64_t t) {
     if (t <= 0) return "never";
@@ -90,7 +49,7 @@ void write_status(const std::string& root, const DaemonStatus& status) {
     std::string tmp = path + ".tmp";
     {
         std::ofstream out(tmp, std::ios::trunc);
-        out << to_json(status).dump(2) << '\n';
+        out << json(status).dump(2) << '\n';
         if (!out) throw system_error("cannot write " + tmp);
     }
     if (rename(tmp.c_str(), path.c_str()) != 0) throw system_error("rename " + tmp);
@@ -100,7 +59,7 @@ std::optional<DaemonStatus> read_status(const std::string& root) {
     std::ifstream in(status_path(root));
     if (!in) return std::nullopt;
     try {
-        return from_json(json::parse(in));
+        return json::parse(in).get<DaemonStatus>();
     } catch (const json::exception&) {
         return std::nullopt;
     }
@@ -121,7 +80,7 @@ int print_status(const std::string& root, bool as_json, std::ostream& out) {
     auto status = read_status(root);
     bool running = status && alive(status->pid);
     if (as_json) {
-        json j = status ? to_json(*status) : json::object();
+        json j = status ? json(*status) : json::object();
         j["running"] = running;
         j["generation"] = generation;
         if (!db_error.empty()) j["db_error"] = db_error;

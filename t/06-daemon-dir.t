@@ -21,30 +21,14 @@ EOF
 my $log = "$dir/segsync.log";
 my $segsync = segsync_path();
 
-start_nginx(<<'EOF');
-    segedge_db %%TESTDIR%%/db;
-    segedge_db_check_interval 50ms;
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        segedge on;
-        location / {
-            add_header X-Seg $segedge_segments always;
-            add_header X-Gen $segedge_generation always;
-            return 200 "gen=$segedge_generation seg=$segedge_segments\n";
-        }
-    }
-EOF
+start_nginx(SegEdge::Feeds::SERVER);
 
-sub generation { http_get('/', Cookie => 'segedge_id=v-1')->value('X-Gen') }
-sub wait_generation {
-    my ($want, $timeout) = @_;
-    wait_until(sub { generation() eq $want }, $timeout // 20, 0.02);
-}
+sub generation { SegEdge::Feeds::generation() }
 
 my $feeds = SegEdge::Feeds->new(key => $key);
 my $daemon = spawn($log, $segsync, 'run', '--config', $config);
 drop_file($drop, @$_) for $feeds->files(0);
-ok wait_generation(1), 'the first snapshot is served' or diag read_text($log);
+ok $feeds->wait_generation(1), 'the first snapshot is served' or diag read_text($log);
 
 # 100 deltas and 5 snapshots while a client keeps asking.
 $feeds->watch;
@@ -52,7 +36,7 @@ for my $k (1 .. SegEdge::Feeds::LAST) {
     drop_file($drop, @$_) for $feeds->files($k);
     sleep 0.01;
 }
-ok wait_generation(SegEdge::Feeds::LAST + 1, 30), 'every feed applied' or diag read_text($log);
+ok $feeds->wait_generation(SegEdge::Feeds::LAST + 1, 30), 'every feed applied' or diag read_text($log);
 $feeds->check_watch;
 my $text = read_text($log);
 is scalar(() = $text =~ /info applied source=drop feed=\S+\.delta\.ndjson kind=delta/g), 100, '100 deltas applied';
@@ -110,7 +94,7 @@ for my $i (1 .. $iterations) {
     ok $after == $before || $after == $before + 1, "kill -9 #$i: generation $after is $before or the next";
     $in_flight++ if $after == $before;
     $daemon = spawn($log, $segsync, 'run', '--config', $config);
-    ok wait_generation($before + 1), "kill -9 #$i: after a restart the batch is applied";
+    ok $feeds->wait_generation($before + 1), "kill -9 #$i: after a restart the batch is applied";
     kill 'TERM', $daemon;
     waitpid $daemon, 0;
     is generation(), $before + 1, "kill -9 #$i: ... exactly once";

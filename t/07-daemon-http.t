@@ -31,19 +31,8 @@ EOF
 my $log = "$dir/segsync.log";
 my $segsync = segsync_path();
 
-start_nginx(<<'EOF');
-    segedge_db %%TESTDIR%%/db;
-    segedge_db_check_interval 50ms;
+start_nginx(SegEdge::Feeds::SERVER . <<'EOF');
     log_format feeds '$request_uri $status "$sent_http_content_encoding"';
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        segedge on;
-        location / {
-            add_header X-Seg $segedge_segments always;
-            add_header X-Gen $segedge_generation always;
-            return 200 "gen=$segedge_generation seg=$segedge_segments\n";
-        }
-    }
     server {
         listen 127.0.0.1:%%PORT2%%;
         root %%TESTDIR%%/www;
@@ -55,11 +44,7 @@ start_nginx(<<'EOF');
     }
 EOF
 
-sub generation { http_get('/', Cookie => 'segedge_id=v-1')->value('X-Gen') }
-sub wait_generation {
-    my ($want, $timeout) = @_;
-    wait_until(sub { generation() eq $want }, $timeout // 20, 0.02);
-}
+sub generation { SegEdge::Feeds::generation() }
 
 my $feeds = SegEdge::Feeds->new(key => "$dir/feed.pem");
 my @listed;
@@ -73,14 +58,14 @@ sub publish {
 
 publish(0);
 my $daemon = spawn($log, $segsync, 'run', '--config', $config);
-ok wait_generation(1), 'the first snapshot is pulled and served' or diag read_text($log);
+ok $feeds->wait_generation(1), 'the first snapshot is pulled and served' or diag read_text($log);
 
 $feeds->watch;
 for my $k (1 .. SegEdge::Feeds::LAST) {
     publish($k);
     sleep 0.02;
 }
-ok wait_generation(SegEdge::Feeds::LAST + 1, 30), 'every feed applied' or diag read_text($log);
+ok $feeds->wait_generation(SegEdge::Feeds::LAST + 1, 30), 'every feed applied' or diag read_text($log);
 $feeds->check_watch;
 my $text = read_text($log);
 is scalar(() = $text =~ /info applied source=cdn feed=\S+\.delta\.ndjson kind=delta/g), 100, '100 deltas applied';
@@ -101,7 +86,7 @@ my ($rc, $out) = run_cmd('openssl', 'genpkey', '-algorithm', 'ed25519', '-out', 
 die "openssl genpkey: $out" if $rc;
 publish(106, key => "$dir/other.pem");
 publish(107);
-ok wait_generation($gen + 1), 'the feed after a badly signed one is applied';
+ok $feeds->wait_generation($gen + 1), 'the feed after a badly signed one is applied';
 like read_text($log), qr/error rejected source=cdn feed=0106\.delta\.ndjson error=".*bad signature/,
      'the badly signed feed was rejected';
 

@@ -30,6 +30,14 @@ std::uint64_t apply_file(const std::string& db, const std::string& path,
 
 std::uint64_t generation(const std::string& db) { return segsync::LiveDb(db, {}).generation(); }
 
+// `count` visitors entering vip.
+std::string enters(int count) {
+    std::string lines;
+    for (int i = 0; i < count; ++i)
+        lines += R"({"op":"enter","id":"visitor-)" + std::to_string(i) + R"(","kind":"anonymous","segment":"vip"})" "\n";
+    return lines;
+}
+
 const std::string kProfiles =
     R"({"id":"v-1","kind":"anonymous","segments":["news"],"attributes":{"tier":"gold","score":2}})" "\n"
     R"({"id":"c-1","kind":"known","segments":["vip"]})" "\n";
@@ -111,10 +119,7 @@ TEST_CASE("a delta needs a published snapshot", "[delta]") {
 TEST_CASE("the map grows before a batch that would not fit", "[delta][map]") {
     fixture::TempDir tmp;
     auto db = fixture::import_db(tmp, kProfiles, 1 << 20);  // a 1 MiB map
-    std::string lines;
-    for (int i = 0; i < 20000; ++i)
-        lines += R"({"op":"enter","id":"visitor-)" + std::to_string(i) + R"(","kind":"anonymous","segment":"vip"})" "\n";
-    auto batch = write_file(tmp.path() + "/big.ndjson", lines);
+    auto batch = write_file(tmp.path() + "/big.ndjson", enters(20000));
     std::size_t before = segsync::LiveDb(db, {}).map_size();
     CHECK(before == 1 << 20);
     CHECK(apply_file(db, batch) == 2);
@@ -126,10 +131,7 @@ TEST_CASE("a full map at its limit leaves the live data unchanged and says so", 
     fixture::TempDir tmp;
     auto db = fixture::import_db(tmp, kProfiles, 1 << 20);
     std::string before = dump(db, "profiles");
-    std::string lines;
-    for (int i = 0; i < 20000; ++i)
-        lines += R"({"op":"enter","id":"visitor-)" + std::to_string(i) + R"(","kind":"anonymous","segment":"vip"})" "\n";
-    auto batch = write_file(tmp.path() + "/big.ndjson", lines);
+    auto batch = write_file(tmp.path() + "/big.ndjson", enters(20000));
     try {
         apply_file(db, batch, nullptr, 1 << 20);  // may not grow
         FAIL("the batch was applied");
@@ -145,10 +147,7 @@ TEST_CASE("a commit that cannot be written leaves the live data unchanged", "[de
     fixture::TempDir tmp;
     auto db = fixture::import_db(tmp, kProfiles, 1 << 20);
     std::string before = dump(db, "profiles");
-    std::string lines;
-    for (int i = 0; i < 5000; ++i)
-        lines += R"({"op":"enter","id":"visitor-)" + std::to_string(i) + R"(","kind":"anonymous","segment":"vip"})" "\n";
-    auto batch = write_file(tmp.path() + "/big.ndjson", lines);
+    auto batch = write_file(tmp.path() + "/big.ndjson", enters(5000));
     // RLIMIT_FSIZE at the file's current size makes the commit's writes fail
     // (EFBIG) the way a full disk (ENOSPC) does; in a child, so the limit
     // does not outlive the test.

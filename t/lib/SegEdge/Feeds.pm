@@ -10,6 +10,7 @@ package SegEdge::Feeds;
 #   my @files = $feeds->files($k);    # [name, content] in the order to write
 #   $feeds->expected($generation)     # the segments v-1 has at it
 #   $feeds->watch; ...; $feeds->check_watch   # a client asserting consistency
+#   start_nginx(SegEdge::Feeds::SERVER); $feeds->wait_generation($g)
 
 use strict;
 use warnings;
@@ -20,6 +21,28 @@ use SegEdge::Test;
 use Time::HiRes qw(time);
 
 use constant LAST => 105;
+
+# The personalised server both daemon tests run (inside http { ... }).
+use constant SERVER => <<'EOF';
+    segedge_db %%TESTDIR%%/db;
+    segedge_db_check_interval 50ms;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        segedge on;
+        location / {
+            add_header X-Seg $segedge_segments always;
+            add_header X-Gen $segedge_generation always;
+            return 200 "gen=$segedge_generation seg=$segedge_segments\n";
+        }
+    }
+EOF
+
+sub generation { http_get('/', Cookie => 'segedge_id=v-1')->value('X-Gen') }
+
+sub wait_generation {
+    my ($self, $want, $timeout) = @_;
+    return wait_until(sub { generation() eq $want }, $timeout // 20, 0.02);
+}
 my @SETS = ('a', 'a,b', 'b,c', 'c', 'a,c', 'a,b,c', '', 'b');
 
 sub new {
