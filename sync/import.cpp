@@ -36,6 +36,8 @@ Catalogue read_catalogue(NdjsonReader& reader) {
 }
 
 constexpr std::size_t kCancelEvery = 4096;
+// Profiles per staging commit: bounds memory (dirty pages) on huge imports.
+constexpr std::size_t kCheckpointEvery = 250000;
 
 // Returns the number of profiles written.
 std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
@@ -50,7 +52,7 @@ std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
                 throw Cancelled();
             Profile profile = parse_profile(record.object, catalogue, attributes, reader.where());
             if (!writer.put_profile(profile)) reject_duplicate(reader, profile.visitor);
-            ++count;
+            if (++count % kCheckpointEvery == 0) writer.checkpoint();
             progress.update(reader.lines(), reader.offset());
         }
     } catch (const segcore::LmdbError& e) {  // MDB_MAP_FULL, I/O: not the input's fault

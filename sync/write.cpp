@@ -96,6 +96,11 @@ bool SnapshotWriter::put_profile(const Profile& profile) {
     return true;
 }
 
+void SnapshotWriter::checkpoint() {
+    txn_->commit();
+    txn_ = std::make_unique<segcore::Txn>(*env_, 0);
+}
+
 void SnapshotWriter::finish() {
     txn_->commit();
     txn_.reset();

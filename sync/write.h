@@ -41,6 +41,10 @@ public:
     // false when this visitor is already in the snapshot; found by LMDB
     // (MDB_NOOVERWRITE), so no id set is kept in memory.
     bool put_profile(const Profile& profile);
+    // Commits what was written so far and goes on in a new transaction, so
+    // a large import keeps a bounded number of dirty pages in memory. Safe:
+    // nothing reads a staging environment before finish() and verify.
+    void checkpoint();
     // The open write transaction, for stages that edit what was written.
     segcore::Txn& txn() { return *txn_; }
     // Commits, closes the environment and sets the modes nginx workers need.
