@@ -31,7 +31,14 @@ struct SnapshotMeta {
 struct SnapshotCounts {
     std::size_t segments = 0;
     std::size_t profiles = 0;
+    std::size_t attributes = 0;
     std::size_t aliases = 0;
+};
+
+// What one lookup saw, all from the same read transaction.
+struct LookupResult {
+    std::size_t segments = 0;      // ids copied
+    std::uint64_t generation = 0;  // committed generation the lookup read
 };
 
 class Snapshot {
@@ -43,6 +50,8 @@ public:
     Snapshot(const Snapshot&) = delete;
     Snapshot& operator=(const Snapshot&) = delete;
 
+    // Meta as of opening. Delta batches move the generation in place; the
+    // generation a request was served from is the one lookup() reports.
     const SnapshotMeta& meta() const noexcept { return meta_; }
     const schema::SegmentDef* segment(std::uint32_t id) const noexcept;
     std::size_t segment_count() const noexcept { return catalogue_.size(); }
@@ -66,18 +75,22 @@ public:
         // for schema::kMaxVisitorIdSize bytes); returns its size, 0 when the
         // id has no alias. Throws like profile().
         std::size_t alias(std::string_view anonymous_id, char* out);
+        // The generation committed as of this transaction.
+        std::uint64_t generation() const;
 
     private:
         Snapshot& snapshot_;
         MDB_txn* txn_;
     };
 
-    // profile() in a Read of its own.
-    std::size_t lookup(schema::VisitorKind kind, std::string_view visitor_id, std::uint32_t* out,
-                       std::size_t out_capacity);
+    // profile() and the generation, in a Read of its own.
+    LookupResult lookup(schema::VisitorKind kind, std::string_view visitor_id, std::uint32_t* out,
+                        std::size_t out_capacity);
+    // The generation committed now (for requests without a visitor id).
+    std::uint64_t generation();
 
     // Full walk of every database, decoding every value and checking that
-    // profiles name only catalogued segments. Throws SnapshotError naming the
+    // profiles name only catalogued segments and attributes. Throws SnapshotError naming the
     // first problem. LMDB has no checksums; this is what stands in for them.
     SnapshotCounts verify() const;
 
@@ -85,6 +98,7 @@ private:
     void check_not_truncated() const;
     void check_profile_ids(const std::uint32_t* ids, std::size_t n) const;
     std::size_t verify_aliases(const Txn& txn) const;
+    std::uint64_t read_generation(MDB_txn* txn) const;
     void load_meta();
     void load_catalogue();
     MDB_txn* begin_read();
