@@ -7,9 +7,11 @@ packages=(
     # build: nginx's module build needs the same libraries nginx was built with
     g++ cmake make pkg-config nginx nginx-dev libpcre2-dev libssl-dev zlib1g-dev
     liblmdb-dev lmdb-utils nlohmann-json3-dev catch2
-    # tests; chromium drives the demo in a real browser (t/12-blocks-browser.t);
-    # python3 runs the README's signed-cookie recipe
-    perl curl python3 chromium chromium-driver
+    # segsync run: HTTP(S) sources
+    libcurl4-openssl-dev
+    # tests (python3 runs the README's signed-cookie recipe; openssl checks feed
+    # signatures; chromium drives the demo in a real browser, t/12-blocks-browser.t)
+    perl curl python3 openssl chromium chromium-driver
     # benchmarks (tests/bench/)
     wrk
 )

@@ -365,11 +365,11 @@ ngx_http_segedge_blocks(ngx_http_request_t *r, ngx_http_segedge_ctx_t *sctx)
 
     /* segment ids mean nothing in another snapshot */
 
-    if (snapshot->meta().generation != sctx->snapshot_generation) {
+    if (snapshot->meta().generation != sctx->snapshot_opened) {
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "segedge blocks: segments resolved in generation %uL, "
-                       "now %uL; serving default blocks",
-                       sctx->snapshot_generation,
+                       "segedge blocks: segments read from the snapshot "
+                       "opened at generation %uL, now %uL; serving default "
+                       "blocks", sctx->snapshot_opened,
                        (uint64_t) snapshot->meta().generation);
         return blocks;
     }

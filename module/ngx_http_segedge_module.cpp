@@ -76,7 +76,7 @@ static ngx_http_segedge_ctx_t *ngx_http_segedge_find_ctx(
 static void ngx_http_segedge_resolve(ngx_http_request_t *r,
     ngx_http_segedge_ctx_t *ctx);
 static segcore::Snapshot *ngx_http_segedge_snapshot(ngx_http_request_t *r,
-    ngx_http_segedge_main_conf_t *smcf, ngx_http_segedge_ctx_t *ctx);
+    ngx_http_segedge_main_conf_t *smcf);
 static ngx_int_t ngx_http_segedge_consented(ngx_http_request_t *r,
     ngx_http_segedge_loc_conf_t *slcf, ngx_http_segedge_ctx_t *ctx);
 static ngx_int_t ngx_http_segedge_read_cookies(ngx_http_request_t *r,
@@ -422,19 +422,18 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
 
     ngx_str_set(&ctx->known, "0");
 
-    snapshot = ngx_http_segedge_snapshot(r, smcf, ctx);
+    snapshot = ngx_http_segedge_snapshot(r, smcf);
 
-    if (ngx_http_segedge_consented(r, slcf, ctx) != NGX_OK) {
-        return;
-    }
+    /*
+     * Without consent, or with Cookie headers refused, the claims stay
+     * empty: the lookup then reads no profile, only the generation.
+     */
 
-    if (ngx_http_segedge_read_cookies(r, slcf, ctx, &claims, known_id)
-        != NGX_OK)
+    if (ngx_http_segedge_consented(r, slcf, ctx) == NGX_OK
+        && ngx_http_segedge_read_cookies(r, slcf, ctx, &claims, known_id)
+           == NGX_OK
+        && claims.anonymous_id.empty() && slcf->cookie_issue)
     {
-        return;
-    }
-
-    if (claims.anonymous_id.empty() && slcf->cookie_issue) {
         ngx_http_segedge_issue(r, slcf, ctx, &claims);
     }
 
@@ -446,32 +445,15 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
 
 static segcore::Snapshot *
 ngx_http_segedge_snapshot(ngx_http_request_t *r,
-    ngx_http_segedge_main_conf_t *smcf, ngx_http_segedge_ctx_t *ctx)
+    ngx_http_segedge_main_conf_t *smcf)
 {
-    segcore::Snapshot  *snapshot;
-
     if (smcf->store == NULL) {
         return NULL;
     }
 
     ngx_http_segedge_refresh(r, smcf);
 
-    snapshot = smcf->store->current();
-    if (snapshot == NULL) {
-        return NULL;
-    }
-
-    ctx->generation.data = (u_char *) ngx_pnalloc(r->pool, NGX_INT64_LEN);
-    if (ctx->generation.data == NULL) {
-        return NULL;
-    }
-
-    ctx->snapshot_generation = snapshot->meta().generation;
-    ctx->generation.len = ngx_sprintf(ctx->generation.data, "%uL",
-                                      ctx->snapshot_generation)
-                          - ctx->generation.data;
-
-    return snapshot;
+    return smcf->store->current();
 }
 
 
@@ -744,6 +726,19 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
 
     if (resolution.known) {
         ngx_str_set(&ctx->known, "1");
+    }
+
+    if (snapshot) {
+        ctx->snapshot_opened = snapshot->meta().generation;
+
+        ctx->generation.data = (u_char *) ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (ctx->generation.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->generation.len = ngx_sprintf(ctx->generation.data, "%uL",
+                                          (uint64_t) resolution.generation)
+                              - ctx->generation.data;
     }
 
     if (resolution.segments) {

@@ -46,11 +46,15 @@ typedef struct {
     u_char                      issued[segcore::kVisitorIdLength];
     ngx_http_segedge_loc_conf_t  *issuer;
 
-    /* the visitor's segment ids, highest priority first, valid only in the
-       snapshot of snapshot_generation (0: no snapshot) */
+    /*
+     * The visitor's segment ids, highest priority first. They mean something
+     * only in the snapshot they were read from, identified by the generation
+     * it was opened at (0: no snapshot); delta batches move $segedge_generation
+     * but never the segment ids or this.
+     */
     uint32_t                   *segment_ids;
     ngx_uint_t                  nsegment_ids;
-    uint64_t                    snapshot_generation;
+    uint64_t                    snapshot_opened;
 
     /* the block content chosen for the visitor, set on first use by the
        filter module */

@@ -45,6 +45,7 @@ Resolution resolve_identity(Snapshot* snapshot, const VisitorClaims& claims, std
     bool stored_anonymous = !claims.anonymous_id.empty() && !claims.anonymous_is_new;
 
     Snapshot::Read read(*snapshot);
+    result.generation = read.generation();
     if (known_id.empty() && stored_anonymous)
         known_id = std::string_view(alias, read.alias(claims.anonymous_id, alias));
     if (!known_id.empty()) {

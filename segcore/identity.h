@@ -30,6 +30,7 @@ struct VisitorClaims {
 struct Resolution {
     bool known = false;          // a known id applies (signed or aliased)
     std::size_t segments = 0;    // ids written to `out`
+    std::uint64_t generation = 0;  // of the transaction the ids were read in
 };
 
 // Applies the rule above with at most three LMDB reads (alias, known

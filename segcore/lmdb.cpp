@@ -49,6 +49,22 @@ MDB_dbi Txn::open_db(const char* name, unsigned flags) {
     return dbi;
 }
 
+std::optional<MDB_dbi> Txn::open_existing_db(const char* name) {
+    MDB_dbi dbi = 0;
+    int rc = mdb_dbi_open(txn_, name, 0, &dbi);
+    if (rc == MDB_NOTFOUND) return std::nullopt;
+    check_lmdb(rc, std::string("mdb_dbi_open ") + name);
+    return dbi;
+}
+
+bool Txn::del(MDB_dbi dbi, std::string_view key) {
+    MDB_val k = as_val(key);
+    int rc = mdb_del(txn_, dbi, &k, nullptr);
+    if (rc == MDB_NOTFOUND) return false;
+    check_lmdb(rc, "mdb_del");
+    return true;
+}
+
 std::optional<std::string_view> Txn::get(MDB_dbi dbi, std::string_view key) const {
     MDB_val k = as_val(key), v{};
     int rc = mdb_get(txn_, dbi, &k, &v);

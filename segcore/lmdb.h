@@ -63,8 +63,12 @@ public:
 
     MDB_txn* get() const noexcept { return txn_; }
     MDB_dbi open_db(const char* name, unsigned flags = 0);
+    // nullopt when the named database does not exist (older snapshots).
+    std::optional<MDB_dbi> open_existing_db(const char* name);
     std::optional<std::string_view> get(MDB_dbi dbi, std::string_view key) const;
     void put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
+    // false when the key was not there.
+    bool del(MDB_dbi dbi, std::string_view key);
     void commit();
 
 private:

@@ -1,5 +1,6 @@
 #include "segcore/schema.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace segcore::schema {
@@ -145,18 +146,132 @@ std::optional<SegmentDef> decode_segment(std::uint32_t id, std::string_view byte
     return def;
 }
 
-std::string encode_profile(const std::vector<std::uint32_t>& segment_ids) {
+bool is_valid_attribute_name(std::string_view name) {
+    if (name.empty() || name.size() > kMaxAttributeNameSize) return false;
+    if (name[0] >= '0' && name[0] <= '9') return false;
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+std::string_view to_string(AttributeType type) {
+    return type == AttributeType::text ? "text" : "number";
+}
+
+bool operator==(const AttributeDef& a, const AttributeDef& b) {
+    return a.id == b.id && a.type == b.type && a.name == b.name;
+}
+
+bool operator==(const AttributeValue& a, const AttributeValue& b) {
+    if (a.id != b.id || a.type != b.type) return false;
+    return a.type == AttributeType::text ? a.text == b.text : a.number == b.number;
+}
+
+std::string encode_attribute_key(std::uint16_t id) {
+    return std::string{static_cast<char>(id >> 8), static_cast<char>(id & 0xff)};
+}
+
+std::optional<std::uint16_t> decode_attribute_key(std::string_view key) {
+    if (key.size() != 2) return std::nullopt;
+    auto id = static_cast<std::uint16_t>((static_cast<unsigned char>(key[0]) << 8) |
+                                         static_cast<unsigned char>(key[1]));
+    if (id == 0) return std::nullopt;
+    return id;
+}
+
+std::string encode_attribute(const AttributeDef& def) {
+    return static_cast<char>(def.type) + def.name;
+}
+
+std::optional<AttributeDef> decode_attribute(std::uint16_t id, std::string_view bytes) {
+    if (bytes.empty()) return std::nullopt;
+    auto type = static_cast<AttributeType>(bytes[0]);
+    if (type != AttributeType::number && type != AttributeType::text) return std::nullopt;
+    std::string_view name = bytes.substr(1);
+    if (!is_valid_attribute_name(name)) return std::nullopt;
+    return AttributeDef{id, type, std::string(name)};
+}
+
+std::string encode_profile(const std::vector<std::uint32_t>& segment_ids,
+                           const std::vector<AttributeValue>& attributes) {
     std::string out;
+    out.reserve(2 + 4 * segment_ids.size());
     put_le(out, segment_ids.size(), 2);
     for (auto id : segment_ids) put_le(out, id, 4);
+    if (attributes.empty()) return out;
+    put_le(out, attributes.size(), 2);
+    for (const auto& a : attributes) {
+        put_le(out, a.id, 2);
+        out.push_back(static_cast<char>(a.type));
+        if (a.type == AttributeType::text) {
+            put_text(out, a.text);
+        } else {
+            std::uint64_t bits;
+            std::memcpy(&bits, &a.number, sizeof bits);
+            put_le(out, bits, 8);
+        }
+    }
     return out;
 }
 
 std::optional<std::size_t> profile_segment_count(std::string_view bytes) {
     if (bytes.size() < 2) return std::nullopt;
     auto count = static_cast<std::size_t>(get_le(bytes.data(), 2));
-    if (count > kMaxSegmentsPerProfile || bytes.size() != 2 + 4 * count) return std::nullopt;
+    std::size_t ids_end = 2 + 4 * count;
+    if (count > kMaxSegmentsPerProfile || bytes.size() < ids_end) return std::nullopt;
+    // Anything after the ids is an attribute section, at least its count.
+    if (bytes.size() != ids_end && bytes.size() < ids_end + 2) return std::nullopt;
     return count;
+}
+
+namespace {
+
+std::optional<AttributeValue> take_attribute(std::string_view& bytes) {
+    if (bytes.size() < 3) return std::nullopt;
+    AttributeValue value;
+    value.id = static_cast<std::uint16_t>(get_le(bytes.data(), 2));
+    value.type = static_cast<AttributeType>(bytes[2]);
+    bytes.remove_prefix(3);
+    if (value.type == AttributeType::text) {
+        auto text = take_text(bytes);
+        if (!text || text->size() > kMaxAttributeTextSize) return std::nullopt;
+        value.text = std::move(*text);
+    } else if (value.type == AttributeType::number) {
+        if (bytes.size() < 8) return std::nullopt;
+        std::uint64_t bits = get_le(bytes.data(), 8);
+        std::memcpy(&value.number, &bits, sizeof bits);
+        if (!std::isfinite(value.number)) return std::nullopt;
+        bytes.remove_prefix(8);
+    } else {
+        return std::nullopt;
+    }
+    return value;
+}
+
+}  // namespace
+
+std::optional<ProfileRecord> decode_profile_record(std::string_view bytes) {
+    auto count = profile_segment_count(bytes);
+    if (!count) return std::nullopt;
+    ProfileRecord record;
+    record.segment_ids.resize(*count);
+    decode_profile(bytes, record.segment_ids.data(), *count);
+    bytes.remove_prefix(2 + 4 * *count);
+    if (bytes.empty()) return record;
+    auto attributes = static_cast<std::size_t>(get_le(bytes.data(), 2));
+    bytes.remove_prefix(2);
+    if (attributes == 0 || attributes > kMaxAttributesPerProfile) return std::nullopt;
+    for (std::size_t i = 0; i < attributes; ++i) {
+        auto value = take_attribute(bytes);
+        if (!value || value->id == 0) return std::nullopt;
+        if (!record.attributes.empty() && record.attributes.back().id >= value->id)
+            return std::nullopt;
+        record.attributes.push_back(std::move(*value));
+    }
+    if (!bytes.empty()) return std::nullopt;
+    return record;
 }
 
 std::size_t decode_profile(std::string_view bytes, std::uint32_t* out, std::size_t out_capacity) {

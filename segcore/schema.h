@@ -7,15 +7,24 @@
 //   segments  key: u32 id (big-endian, so cursor order is id order)
 //             value: SegmentDef encoding
 //   profiles  key: VisitorKind byte + visitor id bytes
-//             value: ProfileRecord encoding (segment ids, priority order)
+//             value: ProfileRecord encoding (segment ids, priority order,
+//             then an optional attribute section)
 //   aliases   key: anonymous visitor id bytes   value: known visitor id bytes
 //             (identity resolution: this anonymous visitor is that person)
+//   attributes key: u16 id (big-endian)   value: AttributeDef encoding
+//             (names of profile attributes; grows through delta batches, so
+//             a reader that caches it must reload it when the generation
+//             moves; may be absent in older snapshots: then empty)
 //   blocks    key: block name, '\0', u32 segment id (big-endian), variant
 //             value: the HTML fragment shown in that block to that segment
 //             The variant is empty for a block's content; non-empty variants
 //             are reserved for per-experiment content and skipped by readers
 //             that do not know them. The '\0' sorts below every name byte,
 //             so one block's keys are contiguous in cursor order.
+//
+// Segments and blocks never change in place: they change only with a full
+// snapshot. Profiles, aliases, attributes and meta's generation also change
+// in place, one LMDB write transaction per delta batch.
 #pragma once
 
 #include <cstddef>
@@ -33,6 +42,7 @@ inline constexpr const char* kMetaDb = "meta";
 inline constexpr const char* kSegmentsDb = "segments";
 inline constexpr const char* kProfilesDb = "profiles";
 inline constexpr const char* kAliasesDb = "aliases";
+inline constexpr const char* kAttributesDb = "attributes";
 inline constexpr const char* kBlocksDb = "blocks";
 inline constexpr unsigned kMaxDbs = 8;
 
@@ -40,6 +50,10 @@ inline constexpr std::string_view kMetaSchemaVersion = "schema_version";  // u32
 inline constexpr std::string_view kMetaGeneration = "generation";         // u64
 inline constexpr std::string_view kMetaBuiltAt = "built_at";              // u64 unix s
 inline constexpr std::string_view kMetaSource = "source";                 // UTF-8 text
+// "feed:<source name>" -> name of the last feed applied (or rejected) from
+// that segsync source; written in the same transaction as the feed's data,
+// so a feed is never applied twice, even across a crash.
+inline constexpr std::string_view kMetaFeedPrefix = "feed:";
 
 // LMDB's compiled-in key limit (mdb_env_get_maxkeysize) on Debian's liblmdb.
 inline constexpr std::size_t kMaxKeySize = 511;
@@ -107,10 +121,59 @@ std::string encode_segment(const SegmentDef& def);
 // nullopt when the bytes are not a well-formed v1 segment value.
 std::optional<SegmentDef> decode_segment(std::uint32_t id, std::string_view bytes);
 
-// A profile value: u16 count, then count u32 segment ids.
-std::string encode_profile(const std::vector<std::uint32_t>& segment_ids);
-// Number of ids in a well-formed value, or nullopt. Cheap: length check only.
+// Profile attributes (RFM scores, lifecycle stage, ...): a number or a text
+// per attribute. Names are identifiers so rule expressions can use them:
+// [a-z_][a-z0-9_]*, 1..kMaxAttributeNameSize.
+inline constexpr std::size_t kMaxAttributeNameSize = 64;
+inline constexpr std::size_t kMaxAttributeTextSize = 1024;
+inline constexpr std::size_t kMaxAttributesPerProfile = 64;
+inline constexpr std::size_t kMaxAttributes = 65535;  // ids 1..65535
+
+enum class AttributeType : std::uint8_t { number = 'n', text = 's' };
+
+bool is_valid_attribute_name(std::string_view name);
+std::string_view to_string(AttributeType type);
+
+// One catalogued attribute; every value stored for it has its type.
+struct AttributeDef {
+    std::uint16_t id = 0;
+    AttributeType type = AttributeType::number;
+    std::string name;
+};
+
+bool operator==(const AttributeDef& a, const AttributeDef& b);
+
+// Key: u16 id big-endian. Value: type byte, then the name.
+std::string encode_attribute_key(std::uint16_t id);
+std::optional<std::uint16_t> decode_attribute_key(std::string_view key);
+std::string encode_attribute(const AttributeDef& def);
+std::optional<AttributeDef> decode_attribute(std::uint16_t id, std::string_view bytes);
+
+struct AttributeValue {
+    std::uint16_t id = 0;
+    AttributeType type = AttributeType::number;
+    double number = 0;  // when type is number (finite)
+    std::string text;   // when type is text
+};
+
+bool operator==(const AttributeValue& a, const AttributeValue& b);
+
+struct ProfileRecord {
+    std::vector<std::uint32_t> segment_ids;  // stored order
+    std::vector<AttributeValue> attributes;  // ascending id, each id once
+};
+
+// A profile value: u16 count, then count u32 segment ids; then, only when
+// the profile has attributes, u16 count and per attribute: u16 id, type
+// byte, and an f64 (number) or u16 length + bytes (text). A value without
+// attributes is byte-for-byte the original v1 layout.
+std::string encode_profile(const std::vector<std::uint32_t>& segment_ids,
+                           const std::vector<AttributeValue>& attributes = {});
+// Number of ids in a well-formed value, or nullopt. Cheap: length checks
+// only; the attribute section is skipped, not decoded.
 std::optional<std::size_t> profile_segment_count(std::string_view bytes);
+// Full decode (segsync, verify, dump), nullopt for a malformed value.
+std::optional<ProfileRecord> decode_profile_record(std::string_view bytes);
 // Copies at most out_capacity ids; returns how many were copied. The value
 // must have passed profile_segment_count.
 std::size_t decode_profile(std::string_view bytes, std::uint32_t* out, std::size_t out_capacity);

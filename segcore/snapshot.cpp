@@ -144,6 +144,15 @@ MDB_txn* Snapshot::begin_read() {
     return reader_;
 }
 
+// Lookups and the generation come from one transaction, so a request never
+// pairs one batch's generation with another batch's segments.
+std::uint64_t Snapshot::read_generation(MDB_txn* txn) const {
+    MDB_val key = as_val(schema::kMetaGeneration), value{};
+    int rc = mdb_get(txn, meta_db_, &key, &value);
+    if (rc != MDB_SUCCESS) return 0;
+    return schema::decode_u64(as_view(value)).value_or(0);
+}
+
 Snapshot::Read::Read(Snapshot& snapshot) : snapshot_(snapshot), txn_(snapshot.begin_read()) {}
 
 // A reader slot must never stay pinned: that would keep old pages alive.
@@ -177,10 +186,18 @@ std::size_t Snapshot::Read::alias(std::string_view anonymous_id, char* out) {
     return value.mv_size;
 }
 
-std::size_t Snapshot::lookup(schema::VisitorKind kind, std::string_view visitor_id,
-                             std::uint32_t* out, std::size_t out_capacity) {
-    return Read(*this).profile(kind, visitor_id, out, out_capacity);
+std::uint64_t Snapshot::Read::generation() const { return snapshot_.read_generation(txn_); }
+
+LookupResult Snapshot::lookup(schema::VisitorKind kind, std::string_view visitor_id,
+                              std::uint32_t* out, std::size_t out_capacity) {
+    Read read(*this);
+    LookupResult result;
+    result.generation = read.generation();
+    result.segments = read.profile(kind, visitor_id, out, out_capacity);
+    return result;
 }
+
+std::uint64_t Snapshot::generation() { return Read(*this).generation(); }
 
 std::string_view Snapshot::Read::fragment(std::string_view block, std::uint32_t segment) {
     char key_bytes[schema::kMaxBlockKeySize];
@@ -212,6 +229,24 @@ void Snapshot::check_profile_ids(const std::uint32_t* ids, std::size_t n) const 
     }
 }
 
+namespace {
+
+// Attribute id -> type, from the catalogue; empty when the database is absent.
+std::unordered_map<std::uint16_t, schema::AttributeType> verify_attributes(const Txn& txn,
+                                                                          MDB_dbi dbi) {
+    std::unordered_map<std::uint16_t, schema::AttributeType> types;
+    Cursor cursor(txn, dbi);
+    while (cursor.next()) {
+        auto id = schema::decode_attribute_key(cursor.key());
+        auto def = id ? schema::decode_attribute(*id, cursor.value()) : std::nullopt;
+        if (!def) throw SnapshotError("malformed attribute record");
+        types.emplace(*id, def->type);
+    }
+    return types;
+}
+
+}  // namespace
+
 SnapshotCounts Snapshot::verify() const {
     SnapshotCounts counts;
     Txn txn(env_, MDB_RDONLY);
@@ -229,18 +264,24 @@ SnapshotCounts Snapshot::verify() const {
             ++counts.segments;
         }
     }
-    {
-        Cursor profiles(txn, profiles_db_);
-        std::uint32_t ids[schema::kMaxSegmentsPerProfile];
-        while (profiles.next()) {
-            if (!schema::decode_visitor_key_kind(profiles.key()))
-                throw SnapshotError("malformed profile key");
-            if (!schema::profile_segment_count(profiles.value()))
-                throw SnapshotError("malformed profile record");
-            auto n = schema::decode_profile(profiles.value(), ids, schema::kMaxSegmentsPerProfile);
-            check_profile_ids(ids, n);
-            ++counts.profiles;
+    std::unordered_map<std::uint16_t, schema::AttributeType> attribute_types;
+    if (auto dbi = txn.open_existing_db(schema::kAttributesDb))
+        attribute_types = verify_attributes(txn, *dbi);
+    counts.attributes = attribute_types.size();
+    Cursor profiles(txn, profiles_db_);
+    while (profiles.next()) {
+        if (!schema::decode_visitor_key_kind(profiles.key()))
+            throw SnapshotError("malformed profile key");
+        auto record = schema::decode_profile_record(profiles.value());
+        if (!record) throw SnapshotError("malformed profile record");
+        check_profile_ids(record->segment_ids.data(), record->segment_ids.size());
+        for (const auto& attribute : record->attributes) {
+            auto type = attribute_types.find(attribute.id);
+            if (type == attribute_types.end() || type->second != attribute.type)
+                throw SnapshotError("profile names unknown attribute id " +
+                                    std::to_string(attribute.id) + " or stores the wrong type");
         }
+        ++counts.profiles;
     }
     counts.aliases = verify_aliases(txn);
     verify_blocks(txn, counts);

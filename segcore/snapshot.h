@@ -32,6 +32,7 @@ struct SnapshotMeta {
 struct SnapshotCounts {
     std::size_t segments = 0;
     std::size_t profiles = 0;
+    std::size_t attributes = 0;
     std::size_t aliases = 0;
     std::size_t blocks = 0;  // (block, segment) contents
 };
@@ -46,6 +47,12 @@ protected:
     ~FragmentSink() = default;
 };
 
+// What one lookup saw, all from the same read transaction.
+struct LookupResult {
+    std::size_t segments = 0;      // ids copied
+    std::uint64_t generation = 0;  // committed generation the lookup read
+};
+
 class Snapshot {
 public:
     // Throws SnapshotError (missing, unreadable, wrong schema version,
@@ -55,6 +62,8 @@ public:
     Snapshot(const Snapshot&) = delete;
     Snapshot& operator=(const Snapshot&) = delete;
 
+    // Meta as of opening. Delta batches move the generation in place; the
+    // generation a request was served from is the one lookup() reports.
     const SnapshotMeta& meta() const noexcept { return meta_; }
     const schema::SegmentDef* segment(std::uint32_t id) const noexcept;
     std::size_t segment_count() const noexcept { return catalogue_.size(); }
@@ -78,6 +87,8 @@ public:
         // for schema::kMaxVisitorIdSize bytes); returns its size, 0 when the
         // id has no alias. Throws like profile().
         std::size_t alias(std::string_view anonymous_id, char* out);
+        // The generation committed as of this transaction.
+        std::uint64_t generation() const;
         // The fragment of `block` for `segment`, valid while this Read
         // lasts. Throws LmdbError (MDB_NOTFOUND when there is none) or
         // SnapshotError.
@@ -88,9 +99,11 @@ public:
         MDB_txn* txn_;
     };
 
-    // profile() in a Read of its own.
-    std::size_t lookup(schema::VisitorKind kind, std::string_view visitor_id, std::uint32_t* out,
-                       std::size_t out_capacity);
+    // profile() and the generation, in a Read of its own.
+    LookupResult lookup(schema::VisitorKind kind, std::string_view visitor_id, std::uint32_t* out,
+                        std::size_t out_capacity);
+    // The generation committed now (for requests without a visitor id).
+    std::uint64_t generation();
 
     // Which blocks have content for which segments; see BlockCatalogue.
     const BlockCatalogue& blocks() const noexcept { return blocks_; }
@@ -101,7 +114,7 @@ public:
     void read_fragments(const BlockChoice* choices, std::size_t n, FragmentSink& sink);
 
     // Full walk of every database, decoding every value and checking that
-    // profiles name only catalogued segments. Throws SnapshotError naming the
+    // profiles name only catalogued segments and attributes. Throws SnapshotError naming the
     // first problem. LMDB has no checksums; this is what stands in for them.
     SnapshotCounts verify() const;
 
@@ -109,6 +122,7 @@ private:
     void check_not_truncated() const;
     void check_profile_ids(const std::uint32_t* ids, std::size_t n) const;
     std::size_t verify_aliases(const Txn& txn) const;
+    std::uint64_t read_generation(MDB_txn* txn) const;
     void load_meta();
     void load_catalogue();
     void load_blocks();

@@ -17,7 +17,7 @@ std::string located(const Location& where, const std::string& message) {
 }  // namespace
 
 ImportError::ImportError(const Location& where, const std::string& message)
-    : std::runtime_error(located(where, message)) {}
+    : std::runtime_error(located(where, message)), about_input_(true) {}
 
 ImportError system_error(const std::string& what) {
     int saved = errno;

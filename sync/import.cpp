@@ -5,6 +5,7 @@
 
 #include "segcore/layout.h"
 #include "segcore/lmdb.h"
+#include "sync/editor.h"
 #include "sync/progress.h"
 #include "sync/sources.h"
 #include "sync/validate.h"
@@ -32,30 +33,38 @@ Catalogue read_catalogue(NdjsonReader& reader) {
     throw ImportError(reader.where(), message);
 }
 
+constexpr std::size_t kCancelEvery = 4096;
+// Records per staging commit: bounds memory (dirty pages) on huge imports.
+constexpr std::size_t kCheckpointEvery = 250000;
+
 // Streams `reader` through `put`, which validates and writes one record or
 // throws ImportError. Returns the number of records written.
 template <typename Put>
-std::size_t write_records(NdjsonReader& reader, std::ostream* progress_out, Put put) {
-    Progress progress(progress_out, reader.path(), reader.size());
+std::size_t write_records(NdjsonReader& reader, SnapshotWriter& writer,
+                          const ImportOptions& options, Put put) {
+    Progress progress(options.progress, reader.path(), reader.size());
     std::size_t count = 0;
     Record record;
     try {
         while (reader.next(record)) {
+            if (options.cancelled && count % kCancelEvery == 0 && options.cancelled())
+                throw Cancelled();
             put(record.object);
-            ++count;
+            if (++count % kCheckpointEvery == 0) writer.checkpoint();
             progress.update(reader.lines(), reader.offset());
         }
-    } catch (const segcore::LmdbError& e) {  // MDB_MAP_FULL, I/O errors
-        throw ImportError(reader.where(), e.what());
+    } catch (const segcore::LmdbError& e) {  // MDB_MAP_FULL, I/O: not the input's fault
+        throw ImportError(reader.path() + ":" + std::to_string(reader.lines()) + ": " + e.what());
     }
     progress.finish(reader.lines(), reader.offset());
     return count;
 }
 
 std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
-                           SnapshotWriter& writer, std::ostream* progress) {
-    return write_records(reader, progress, [&](const nlohmann::json& object) {
-        Profile profile = parse_profile(object, catalogue, reader.where());
+                           AttributeCatalogue& attributes, SnapshotWriter& writer,
+                           const ImportOptions& options) {
+    return write_records(reader, writer, options, [&](const nlohmann::json& object) {
+        Profile profile = parse_profile(object, catalogue, attributes, reader.where());
         if (writer.put_profile(profile)) return;
         const Visitor& visitor = profile.visitor;
         reject_duplicate(reader,
@@ -65,8 +74,9 @@ std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
     });
 }
 
-std::size_t write_aliases(NdjsonReader& reader, SnapshotWriter& writer, std::ostream* progress) {
-    return write_records(reader, progress, [&](const nlohmann::json& object) {
+std::size_t write_aliases(NdjsonReader& reader, SnapshotWriter& writer,
+                          const ImportOptions& options) {
+    return write_records(reader, writer, options, [&](const nlohmann::json& object) {
         Alias alias = parse_alias(object, reader.where());
         if (writer.put_alias(alias)) return;
         reject_duplicate(reader, "duplicate alias: anonymous id " + quote(alias.anonymous),
@@ -75,91 +85,120 @@ std::size_t write_aliases(NdjsonReader& reader, SnapshotWriter& writer, std::ost
 }
 
 std::size_t write_blocks(NdjsonReader& reader, const Catalogue& catalogue, SnapshotWriter& writer,
-                         std::ostream* progress) {
+                         const ImportOptions& options) {
     BlockIndex index;
-    return write_records(reader, progress, [&](const nlohmann::json& object) {
+    return write_records(reader, writer, options, [&](const nlohmann::json& object) {
         BlockContent content = parse_block(object, catalogue, reader.where());
         index.add(content, catalogue, reader.where());
         writer.put_block(content);
     });
 }
 
-// The optional inputs, opened with the others so that a bad path fails
-// before anything is written.
-struct OptionalInputs {
-    std::optional<NdjsonReader> aliases;
-    std::optional<NdjsonReader> blocks;
-
-    explicit OptionalInputs(const ImportOptions& options) {
-        if (!options.aliases_path.empty()) aliases.emplace(options.aliases_path);
-        if (!options.blocks_path.empty()) blocks.emplace(options.blocks_path);
-    }
-    std::uint64_t size() const {
-        return (aliases ? aliases->size() : 0) + (blocks ? blocks->size() : 0);
-    }
+// The optional inputs beside segments and profiles.
+struct ExtraInputs {
+    NdjsonReader* aliases = nullptr;
+    NdjsonReader* blocks = nullptr;
+    std::uint64_t bytes = 0;
 };
 
 SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& options,
                                    std::uint64_t generation, const Catalogue& catalogue,
-                                   NdjsonReader& profiles, OptionalInputs& optional,
-                                   std::uint64_t input_bytes) {
+                                   NdjsonReader& profiles, const ExtraInputs& extra,
+                                   RfmStats& rfm) {
     SnapshotExpectation expected;
     expected.meta.schema_version = segcore::schema::kVersion;
     expected.meta.generation = generation;
     expected.meta.built_at = static_cast<std::uint64_t>(std::time(nullptr));
     expected.meta.source = options.source;
-    SnapshotWriter writer(dir, map_size_for(input_bytes));
-    writer.put_meta(expected.meta);
+    SnapshotWriter writer(dir, map_size_for(extra.bytes, options.min_map_size));
+    writer.put_meta(expected.meta, options.feeds);
     for (const auto& def : catalogue.segments()) writer.put_segment(def);
     expected.segments = catalogue.segments().size();
     // Before the profiles: the small file fails fast.
-    if (optional.blocks)
-        expected.blocks = write_blocks(*optional.blocks, catalogue, writer, options.progress);
-    expected.profiles = write_profiles(profiles, catalogue, writer, options.progress);
-    if (optional.aliases)
-        expected.aliases = write_aliases(*optional.aliases, writer, options.progress);
+    if (extra.blocks) expected.blocks = write_blocks(*extra.blocks, catalogue, writer, options);
+    AttributeCatalogue attributes;
+    expected.profiles = write_profiles(profiles, catalogue, attributes, writer, options);
+    writer.put_attributes(attributes.added());
+    expected.attributes = attributes.size();
+    if (extra.aliases) expected.aliases = write_aliases(*extra.aliases, writer, options);
+    if (!options.orders_path.empty()) {
+        ProfileEditor editor(writer.txn());
+        std::int64_t as_of = options.as_of ? options.as_of : std::time(nullptr);
+        rfm = apply_rfm(options.orders_path, options.rfm, as_of, editor, dir, options.cancelled);
+        expected.profiles += rfm.created;
+        expected.attributes = editor.attributes().size();
+    }
     writer.finish();
     return expected;
 }
 
 ImportResult import_locked(const std::string& root, const ImportOptions& options,
-                           const Catalogue& catalogue, NdjsonReader& segments,
-                           NdjsonReader& profiles, OptionalInputs& optional) {
+                           const Catalogue& catalogue, NdjsonReader& profiles,
+                           const ExtraInputs& extra) {
     ImportResult result;
     result.generation = next_generation(root);
     StagingDir staging(root);
-    SnapshotExpectation expected =
-        build_snapshot(staging.path(), options, result.generation, catalogue, profiles, optional,
-                       segments.size() + profiles.size() + optional.size());
+    SnapshotExpectation expected = build_snapshot(staging.path(), options, result.generation,
+                                                  catalogue, profiles, extra, result.rfm);
     verify_snapshot(staging.path(), expected);
     std::string name = staging.publish(result.generation);
     result.segments = expected.segments;
     result.profiles = expected.profiles;
     result.aliases = expected.aliases;
+    result.attributes = expected.attributes;
     result.blocks = expected.blocks;
     result.snapshot_path = segcore::layout::snapshots_dir(root) + "/" + name;
     return result;
 }
 
-}  // namespace
+// Every input, opened (and the small segments file checked) before the
+// database is touched, so a typo in a path changes nothing.
+struct Inputs {
+    explicit Inputs(const ImportOptions& options)
+        : segments(options.segments_path), profiles(options.profiles_path) {
+        if (!options.aliases_path.empty()) aliases.emplace(options.aliases_path);
+        if (!options.blocks_path.empty()) blocks.emplace(options.blocks_path);
+        if (!options.orders_path.empty()) NdjsonReader orders(options.orders_path);
+        catalogue = read_catalogue(segments);
+    }
 
-ImportResult run_import(const ImportOptions& options) {
+    NdjsonReader segments;
+    NdjsonReader profiles;
+    std::optional<NdjsonReader> aliases;
+    std::optional<NdjsonReader> blocks;
+    Catalogue catalogue;
+};
+
+ImportResult import_checked(const ImportOptions& options, Inputs& inputs) {
     std::string root = root_of(options.db);
-    // Inputs are opened and the small segments file checked before touching
-    // the database, so a typo in a path changes nothing.
-    NdjsonReader segments(options.segments_path);
-    NdjsonReader profiles(options.profiles_path);
-    OptionalInputs optional(options);
-    Catalogue catalogue = read_catalogue(segments);
-    prepare_root(root);
-    WriterLock lock(root);
+    ExtraInputs extra;
+    extra.aliases = inputs.aliases ? &*inputs.aliases : nullptr;
+    extra.blocks = inputs.blocks ? &*inputs.blocks : nullptr;
+    extra.bytes = inputs.segments.size() + inputs.profiles.size() +
+                  (inputs.aliases ? inputs.aliases->size() : 0) +
+                  (inputs.blocks ? inputs.blocks->size() : 0);
     try {
-        ImportResult result = import_locked(root, options, catalogue, segments, profiles, optional);
+        ImportResult result = import_locked(root, options, inputs.catalogue, inputs.profiles, extra);
         result.prune = prune_snapshots(root, options.keep);
         return result;
     } catch (const segcore::LmdbError& e) {  // creating or committing the environment
         throw ImportError(e.what());
     }
+}
+
+}  // namespace
+
+ImportResult run_import(const ImportOptions& options) {
+    Inputs inputs(options);
+    std::string root = root_of(options.db);
+    prepare_root(root);
+    WriterLock lock(root);
+    return import_checked(options, inputs);
+}
+
+ImportResult run_import(const ImportOptions& options, const WriterLock&) {
+    Inputs inputs(options);
+    return import_checked(options, inputs);
 }
 
 }  // namespace segsync

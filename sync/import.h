@@ -10,6 +10,8 @@
 
 #include "sync/error.h"
 #include "sync/publish.h"
+#include "sync/rfm.h"
+#include "sync/write.h"
 
 namespace segsync {
 
@@ -19,9 +21,15 @@ struct ImportOptions {
     std::string profiles_path;  // NDJSON, one visitor per line; streamed
     std::string aliases_path;   // optional NDJSON, anonymous -> known; streamed
     std::string blocks_path;    // optional NDJSON, block contents
+    std::string orders_path;    // optional: RFM attributes computed into the snapshot
+    RfmThresholds rfm;
+    std::int64_t as_of = 0;     // "now" for lifecycle ages; 0: the current time
     std::string source = "import";
     unsigned keep = 2;                  // snapshots kept, counting the new one
+    std::size_t min_map_size = 0;       // 0: the default (1 GiB); grown for large inputs
+    FeedPositions feeds;                // daemon feed positions to record in meta
     std::ostream* progress = nullptr;   // a terminal to draw progress on
+    CancelCheck cancelled;              // the daemon stopping
 };
 
 struct ImportResult {
@@ -29,6 +37,8 @@ struct ImportResult {
     std::size_t segments = 0;
     std::size_t profiles = 0;
     std::size_t aliases = 0;
+    std::size_t attributes = 0;
+    RfmStats rfm;               // when orders were given
     std::size_t blocks = 0;
     std::string snapshot_path;  // DB/snapshots/NAME
     PruneReport prune;
@@ -37,5 +47,8 @@ struct ImportResult {
 // Throws ImportError ("FILE:LINE: message" for bad input). On a throw,
 // DB/current is exactly as it was and no staging directory is left.
 ImportResult run_import(const ImportOptions& options);
+// The same, for a caller that already holds the root's writer lock (the
+// daemon holds it for its whole life).
+ImportResult run_import(const ImportOptions& options, const WriterLock& lock);
 
 }  // namespace segsync

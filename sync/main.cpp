@@ -1,48 +1,65 @@
-// segsync's command line: argument parsing only; the work is in run_import
-// and run_sign.
+// segsync's command line: argument parsing only; the work is in run_import,
+// run_daemon, print_status, verify_db, dump_db, run_sign and sign_feed.
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
 #include <iostream>
-#include <optional>
+#include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "sync/config.h"
+#include "sync/daemon.h"
 #include "sync/import.h"
+#include "sync/inspect.h"
 #include "sync/sign.h"
+#include "sync/signature.h"
+#include "sync/status.h"
 
 namespace {
 
 constexpr const char* kUsage =
     "usage: segsync import --db DIR --segments FILE --profiles FILE [--aliases FILE]\n"
-    "                      [--blocks FILE] [--source LABEL] [--keep N]\n"
+    "                      [--blocks FILE] [--orders FILE] [--as-of UNIX_SECONDS]\n"
+    "                      [--source LABEL] [--keep N]\n"
+    "       segsync run --config FILE [--once]\n"
+    "       segsync status (--db DIR | --config FILE) [--json]\n"
+    "       segsync verify (--db DIR | --config FILE)\n"
+    "       segsync dump (--db DIR | --config FILE) meta|segments|attributes|profiles|aliases\n"
+    "                    [--id ID --kind anonymous|known]\n"
     "       segsync sign --keys FILE --id ID [--ttl DURATION | --expires UNIX]\n"
+    "       segsync sign-feed --key KEYFILE [--name NAME] [--out SIGFILE] FILE\n"
     "       segsync help\n"
     "\n"
-    "import   check the input files (NDJSON, one object per line) and\n"
+    "import   check the segments and profiles files (NDJSON, one object per line) and\n"
     "         publish them as a new snapshot, DIR/current, all or nothing; nginx picks it\n"
     "         up by itself, without a reload.\n"
     "  --db DIR         database root (the module's segedge_db)\n"
     "  --segments FILE  segment definitions: {\"name\":...,\"description\":...,\"owner\":...,\"priority\":N}\n"
-    "  --profiles FILE  visitors: {\"id\":...,\"kind\":\"anonymous\"|\"known\",\"segments\":[...]}\n"
+    "  --profiles FILE  visitors: {\"id\":...,\"kind\":\"anonymous\"|\"known\",\"segments\":[...],\"attributes\":{...}}\n"
     "  --aliases FILE   identity links: {\"anonymous\":...,\"known\":...}\n"
-    "  --blocks FILE    block contents: {\"block\":...,\"segment\":...,\"html\":...}\n"
+    "  --blocks FILE    content blocks: {\"block\":...,\"segment\":...,\"html\":...}\n"
+    "  --orders FILE    orders {\"customer\":...,\"at\":...,\"amount\":...}: adds RFM and lifecycle attributes\n"
+    "  --as-of T        \"now\" for lifecycle stages, unix seconds (default: the current time)\n"
     "  --source LABEL   recorded in the snapshot (default: import)\n"
     "  --keep N         snapshots to keep, counting the new one (default: 2)\n"
-    "\n"
+    "run      the daemon: applies snapshots, deltas and orders from the configured\n"
+    "         sources as they appear (--once: one pass, then exit)\n"
+    "status   generation, last success, last error and lag per source\n"
+    "verify   full walk and check of the live snapshot\n"
+    "dump     one database of the live snapshot as NDJSON\n"
     "sign     print a signed known-visitor cookie value for ID, signed with the first\n"
-    "         key of FILE, for the cookie the module's segedge_known_cookie names.\n"
-    "  --keys FILE        key file (the module's segedge_keys)\n"
-    "  --id ID            known visitor id (a \"known\" id of profiles.ndjson)\n"
-    "  --ttl DURATION     valid for N seconds, or Ns, Nm, Nh, Nd (default: 30d)\n"
-    "  --expires UNIX     valid until this unix time instead\n"
+    "         key of the module's segedge_keys FILE (--ttl: N seconds or Ns, Nm, Nh, Nd;\n"
+    "         default 30d)\n"
+    "sign-feed  write FILE's detached signature (HMAC key as hex, or Ed25519 PEM private key)\n"
     "\n"
-    "exit status: 0 published (import) or printed (sign), 1 error (nothing published),\n"
-    "2 bad command line\n";
+    "exit status: 0 success, 1 error (import: nothing published), 2 bad command line\n";
 
 class UsageError : public std::runtime_error {
 public:
@@ -50,16 +67,33 @@ public:
 };
 
 struct Command {
-    enum class Name { help, import, sign } name = Name::help;
-    segsync::ImportOptions import;
-    segsync::SignOptions sign;
-    std::optional<std::uint64_t> ttl;
-    bool has_expires = false;
+    std::string name;
+    std::map<std::string, std::string> options;  // "--db" -> value; flags -> ""
+    std::vector<std::string> arguments;
+    bool help = false;
+
+    bool has(const std::string& option) const { return options.count(option) > 0; }
+    const std::string& get(const std::string& option) const {
+        static const std::string empty;
+        auto it = options.find(option);
+        return it == options.end() ? empty : it->second;
+    }
+};
+
+// Options that take a value, and flags, per command.
+const std::map<std::string, std::pair<std::set<std::string>, std::set<std::string>>> kCommands = {
+    {"import", {{"--db", "--segments", "--profiles", "--aliases", "--blocks", "--orders", "--as-of", "--source", "--keep"}, {}}},
+    {"run", {{"--config"}, {"--once"}}},
+    {"status", {{"--db", "--config"}, {"--json"}}},
+    {"verify", {{"--db", "--config"}, {}}},
+    {"dump", {{"--db", "--config", "--id", "--kind"}, {}}},
+    {"sign", {{"--keys", "--id", "--ttl", "--expires"}, {}}},
+    {"sign-feed", {{"--key", "--name", "--out"}, {}}},
 };
 
 // A whole number within [min, max], or a UsageError naming `option`.
-std::uint64_t parse_number(const std::string& option, const std::string& text, std::uint64_t min,
-                           std::uint64_t max) {
+unsigned long long parse_number(const std::string& option, const std::string& text,
+                                unsigned long long min, unsigned long long max) {
     char* end = nullptr;
     errno = 0;
     unsigned long long value = std::strtoull(text.c_str(), &end, 10);
@@ -86,94 +120,141 @@ std::uint64_t parse_duration(const std::string& text) {
     }
 }
 
-void set_import_option(const std::string& name, const std::string& value, segsync::ImportOptions& o) {
-    if (name == "--db") o.db = value;
-    else if (name == "--segments") o.segments_path = value;
-    else if (name == "--profiles") o.profiles_path = value;
-    else if (name == "--aliases") o.aliases_path = value;
-    else if (name == "--blocks") o.blocks_path = value;
-    else if (name == "--source") o.source = value;
-    else if (name == "--keep") o.keep = static_cast<unsigned>(parse_number("--keep", value, 1, 1000000));
-    else throw UsageError("unknown option " + name);
-}
-
-void set_sign_option(const std::string& name, const std::string& value, Command& command) {
-    if (name == "--keys") command.sign.keys_path = value;
-    else if (name == "--id") command.sign.id = value;
-    else if (name == "--ttl") command.ttl = parse_duration(value);
-    else if (name == "--expires") {
-        command.sign.expires = parse_number("--expires", value, 0, UINT64_MAX);
-        command.has_expires = true;
-    } else throw UsageError("unknown option " + name);
-}
-
-// Accepts "--name VALUE" and "--name=VALUE".
-void take_option(const std::vector<std::string>& args, std::size_t& i, Command& command) {
-    std::string name = args[i], value;
-    std::size_t eq = name.find('=');
-    if (eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name.resize(eq);
-    } else if (i + 1 < args.size()) {
-        value = args[++i];
-    } else {
-        throw UsageError(name + " needs a value");
-    }
-    if (command.name == Command::Name::import) set_import_option(name, value, command.import);
-    else set_sign_option(name, value, command);
-}
-
-void check_complete(const Command& command) {
-    const auto& o = command.import;
-    if (command.name == Command::Name::import &&
-        (o.db.empty() || o.segments_path.empty() || o.profiles_path.empty()))
-        throw UsageError("import needs --db, --segments and --profiles");
-    if (command.name == Command::Name::sign) {
-        if (command.sign.keys_path.empty() || command.sign.id.empty())
-            throw UsageError("sign needs --keys and --id");
-        if (command.ttl && command.has_expires)
-            throw UsageError("sign takes --ttl or --expires, not both");
-    }
-}
-
 Command parse(const std::vector<std::string>& args) {
     Command command;
     if (args.empty()) throw UsageError("no command given");
-    if (args[0] == "help" || args[0] == "--help" || args[0] == "-h") return command;
-    if (args[0] == "import") command.name = Command::Name::import;
-    else if (args[0] == "sign") command.name = Command::Name::sign;
-    else throw UsageError("unknown command \"" + args[0] + "\"");
-    bool help = false;
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        if (args[i] == "--help" || args[i] == "-h") help = true;
-        else if (args[i].rfind("--", 0) == 0) take_option(args, i, command);
-        else throw UsageError("unexpected argument \"" + args[i] + "\"");
+    command.name = args[0];
+    if (command.name == "help" || command.name == "--help" || command.name == "-h") {
+        command.help = true;
+        return command;
     }
-    if (help) command.name = Command::Name::help;
-    else check_complete(command);
+    auto spec = kCommands.find(command.name);
+    if (spec == kCommands.end()) throw UsageError("unknown command \"" + command.name + "\"");
+    const auto& [valued, flags] = spec->second;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        std::string name = args[i], value;
+        if (name == "--help" || name == "-h") {
+            command.help = true;
+            continue;
+        }
+        if (name.rfind("--", 0) != 0) {
+            command.arguments.push_back(name);
+            continue;
+        }
+        std::size_t eq = name.find('=');
+        if (eq != std::string::npos) value = name.substr(eq + 1), name.resize(eq);
+        if (flags.count(name) && eq == std::string::npos) {
+            command.options[name];
+        } else if (valued.count(name)) {
+            if (eq == std::string::npos) {
+                if (i + 1 >= args.size()) throw UsageError(name + " needs a value");
+                value = args[++i];
+            }
+            command.options[name] = value;
+        } else {
+            throw UsageError("unknown option " + name + " for " + command.name);
+        }
+    }
     return command;
 }
 
-int sign(Command& command) {
-    constexpr std::uint64_t kDefaultTtl = 30 * 86400;
-    if (!command.has_expires)
-        command.sign.expires = static_cast<std::uint64_t>(std::time(nullptr)) + command.ttl.value_or(kDefaultTtl);
-    std::cout << segsync::run_sign(command.sign) << std::endl;
-    return 0;
+// --db, or the db of --config.
+std::string database_of(const Command& c) {
+    if (c.has("--db") == c.has("--config")) throw UsageError(c.name + " needs --db DIR or --config FILE");
+    return c.has("--db") ? c.get("--db") : segsync::load_config(c.get("--config")).db;
 }
 
-int run(const segsync::ImportOptions& options) {
-    segsync::ImportResult result = segsync::run_import(options);
+void expect_arguments(const Command& c, std::size_t n) {
+    if (c.arguments.size() != n)
+        throw UsageError(c.name + " takes " + std::to_string(n) + " argument" + (n == 1 ? "" : "s"));
+}
+
+int run_import(const Command& c) {
+    expect_arguments(c, 0);
+    segsync::ImportOptions o;
+    o.db = c.get("--db");
+    o.segments_path = c.get("--segments");
+    o.profiles_path = c.get("--profiles");
+    o.aliases_path = c.get("--aliases");
+    o.blocks_path = c.get("--blocks");
+    o.orders_path = c.get("--orders");
+    if (c.has("--source")) o.source = c.get("--source");
+    if (c.has("--keep")) o.keep = static_cast<unsigned>(parse_number("--keep", c.get("--keep"), 1, 1000000));
+    if (c.has("--as-of")) o.as_of = static_cast<std::int64_t>(parse_number("--as-of", c.get("--as-of"), 1, 1ull << 40));
+    if (o.db.empty() || o.segments_path.empty() || o.profiles_path.empty())
+        throw UsageError("import needs --db, --segments and --profiles");
+    // Progress is for a person watching; logs and pipes get only the result.
+    if (isatty(STDERR_FILENO)) o.progress = &std::cerr;
+    segsync::ImportResult result = segsync::run_import(o);
     for (const auto& warning : result.prune.warnings)
         std::cerr << "segsync: warning: cannot prune: " << warning << '\n';
     for (const auto& name : result.prune.busy)
         std::cerr << "segsync: " << name << " is still in use; it will be pruned by a later import\n";
     std::cout << "segsync: published generation " << result.generation << " (" << result.segments
-              << " segments, " << result.profiles << " profiles";
-    if (!options.aliases_path.empty()) std::cout << ", " << result.aliases << " aliases";
-    if (!options.blocks_path.empty()) std::cout << ", " << result.blocks << " block contents";
-    std::cout << ") as " << result.snapshot_path << std::endl;
+              << " segments, " << result.profiles << " profiles, " << result.attributes
+              << " attributes" << (o.aliases_path.empty() ? "" : ", " + std::to_string(result.aliases) + " aliases")
+              << (o.blocks_path.empty() ? "" : ", " + std::to_string(result.blocks) + " block contents")
+              << ") as " << result.snapshot_path << std::endl;
     return 0;
+}
+
+int run_dump(const Command& c) {
+    expect_arguments(c, 1);
+    std::optional<segsync::Visitor> only;
+    if (c.has("--id") || c.has("--kind")) {
+        auto kind = segcore::schema::parse_visitor_kind(c.get("--kind"));
+        if (!c.has("--id") || !kind) throw UsageError("dump --id ID needs --kind anonymous or known");
+        only = segsync::Visitor{*kind, c.get("--id")};
+    }
+    return segsync::dump_db(database_of(c), c.arguments[0], only, std::cout);
+}
+
+int run_sign(const Command& c) {
+    constexpr std::uint64_t kDefaultTtl = 30 * 86400;
+    expect_arguments(c, 0);
+    if (!c.has("--keys") || !c.has("--id")) throw UsageError("sign needs --keys and --id");
+    if (c.has("--ttl") && c.has("--expires")) throw UsageError("sign takes --ttl or --expires, not both");
+    segsync::SignOptions o;
+    o.keys_path = c.get("--keys");
+    o.id = c.get("--id");
+    o.expires = c.has("--expires")
+                    ? parse_number("--expires", c.get("--expires"), 0, UINT64_MAX)
+                    : static_cast<std::uint64_t>(std::time(nullptr)) +
+                          (c.has("--ttl") ? parse_duration(c.get("--ttl")) : kDefaultTtl);
+    std::cout << segsync::run_sign(o) << std::endl;
+    return 0;
+}
+
+int run_sign_feed(const Command& c) {
+    expect_arguments(c, 1);
+    if (!c.has("--key")) throw UsageError("sign-feed needs --key KEYFILE");
+    const std::string& file = c.arguments[0];
+    std::string name = c.has("--name") ? c.get("--name") : file.substr(file.rfind('/') + 1);
+    std::string out = c.has("--out") ? c.get("--out") : file + ".sig";
+    std::string signature = segsync::sign_feed(c.get("--key"), name, file);
+    std::ofstream(out, std::ios::trunc) << signature << '\n';
+    std::cout << "segsync: signed " << name << " into " << out << std::endl;
+    return 0;
+}
+
+int dispatch(const Command& c) {
+    if (c.name == "import") return run_import(c);
+    if (c.name == "run") {
+        expect_arguments(c, 0);
+        if (!c.has("--config")) throw UsageError("run needs --config FILE");
+        return segsync::run_daemon({c.get("--config"), c.has("--once")});
+    }
+    if (c.name == "status") {
+        expect_arguments(c, 0);
+        return segsync::print_status(database_of(c), c.has("--json"), std::cout);
+    }
+    if (c.name == "verify") {
+        expect_arguments(c, 0);
+        return segsync::verify_db(database_of(c), std::cout, std::cerr);
+    }
+    if (c.name == "dump") return run_dump(c);
+    if (c.name == "sign") return run_sign(c);
+    return run_sign_feed(c);
 }
 
 }  // namespace
@@ -182,18 +263,14 @@ int main(int argc, char** argv) {
     Command command;
     try {
         command = parse(std::vector<std::string>(argv + 1, argv + argc));
+        if (command.help) {
+            std::cout << kUsage;
+            return 0;
+        }
+        return dispatch(command);
     } catch (const UsageError& e) {
         std::cerr << "segsync: " << e.what() << '\n' << kUsage;
         return 2;
-    }
-    if (command.name == Command::Name::help) {
-        std::cout << kUsage;
-        return 0;
-    }
-    // Progress is for a person watching; logs and pipes get only the result.
-    if (isatty(STDERR_FILENO)) command.import.progress = &std::cerr;
-    try {
-        return command.name == Command::Name::sign ? sign(command) : run(command.import);
     } catch (const std::exception& e) {
         std::cerr << "segsync: " << e.what() << '\n';
     } catch (...) {

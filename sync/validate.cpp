@@ -1,6 +1,7 @@
 #include "sync/validate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <climits>
 #include <initializer_list>
 
@@ -15,30 +16,6 @@ using nlohmann::json;
 namespace schema = segcore::schema;
 
 std::string field_name(std::string_view name) { return "field \"" + std::string(name) + "\""; }
-
-// Strict on purpose: an unknown field is almost always a typo of a known one,
-// and silently ignoring it would drop data.
-void check_fields(const json& object, std::initializer_list<std::string_view> allowed,
-                  const Location& where) {
-    for (const auto& item : object.items()) {
-        if (std::find(allowed.begin(), allowed.end(), item.key()) != allowed.end()) continue;
-        std::string names;
-        for (auto name : allowed) names += (names.empty() ? "" : ", ") + std::string(name);
-        throw ImportError(where, "unknown field " + quote(item.key()) + " (allowed: " + names + ")");
-    }
-}
-
-const json& required(const json& object, std::string_view name, const Location& where) {
-    auto it = object.find(name);
-    if (it == object.end()) throw ImportError(where, "missing " + field_name(name));
-    return *it;
-}
-
-const std::string& as_string(const json& value, std::string_view name, const Location& where) {
-    if (!value.is_string())
-        throw ImportError(where, field_name(name) + " must be a string, got " + value.type_name());
-    return value.get_ref<const std::string&>();
-}
 
 std::string optional_text(const json& object, std::string_view name, const Location& where) {
     auto it = object.find(name);
@@ -85,6 +62,52 @@ void check_anonymous_id(const std::string& id, const Location& where) {
                                      " base64url characters encoding 128 bits");
 }
 
+segcore::schema::AttributeValue attribute_value(const json& value, std::uint16_t id,
+                                                schema::AttributeType type, const std::string& name,
+                                                const Location& where) {
+    schema::AttributeValue out;
+    out.id = id;
+    out.type = type;
+    if (type == schema::AttributeType::text) {
+        out.text = value.get<std::string>();
+        if (out.text.size() > schema::kMaxAttributeTextSize)
+            throw ImportError(where, "attribute " + quote(name) + " is " +
+                                         std::to_string(out.text.size()) + " bytes, at most " +
+                                         std::to_string(schema::kMaxAttributeTextSize));
+    } else {
+        out.number = value.get<double>();
+        if (!std::isfinite(out.number))
+            throw ImportError(where, "attribute " + quote(name) + " is not a finite number");
+    }
+    return out;
+}
+
+}  // namespace
+
+// Strict on purpose: an unknown field is almost always a typo of a known one,
+// and silently ignoring it would drop data.
+void check_fields(const json& object, std::initializer_list<std::string_view> allowed,
+                  const Location& where) {
+    for (const auto& item : object.items()) {
+        if (std::find(allowed.begin(), allowed.end(), item.key()) != allowed.end()) continue;
+        std::string names;
+        for (auto name : allowed) names += (names.empty() ? "" : ", ") + std::string(name);
+        throw ImportError(where, "unknown field " + quote(item.key()) + " (allowed: " + names + ")");
+    }
+}
+
+const json& required(const json& object, std::string_view name, const Location& where) {
+    auto it = object.find(name);
+    if (it == object.end()) throw ImportError(where, "missing " + field_name(name));
+    return *it;
+}
+
+const std::string& as_string(const json& value, std::string_view name, const Location& where) {
+    if (!value.is_string())
+        throw ImportError(where, field_name(name) + " must be a string, got " + value.type_name());
+    return value.get_ref<const std::string&>();
+}
+
 void check_visitor_id(const Visitor& visitor, const Location& where) {
     if (visitor.id.empty()) throw ImportError(where, field_name("id") + " must not be empty");
     // Length first: a long anonymous id should hear about the LMDB limit, not
@@ -111,9 +134,8 @@ Visitor parse_visitor(const json& object, const Location& where) {
     return visitor;
 }
 
-std::vector<std::uint32_t> segment_ids(const json& object, const Catalogue& catalogue,
-                                       const Location& where) {
-    const json& names = required(object, "segments", where);
+std::vector<std::uint32_t> parse_segment_names(const json& names, const Catalogue& catalogue,
+                                               const Location& where) {
     if (!names.is_array())
         throw ImportError(where, field_name("segments") + " must be an array of segment names, got " +
                                      names.type_name());
@@ -135,6 +157,8 @@ std::vector<std::uint32_t> segment_ids(const json& object, const Catalogue& cata
                                      " listed twice");
     return ids;
 }
+
+namespace {
 
 // Fragments are inserted as they are, never scanned, so a marker inside one
 // would reach the visitor's browser verbatim: almost certainly a copy-paste
@@ -179,6 +203,93 @@ std::optional<std::size_t> find_line(const std::string& path, std::size_t before
 
 }  // namespace
 
+void AttributeCatalogue::add_stored(const schema::AttributeDef& def) {
+    if (def.id != defs_.size() + 1)
+        throw ImportError("attribute catalogue: id " + std::to_string(def.id) + " out of sequence");
+    defs_.push_back(def);
+    ids_.emplace(def.name, def.id);
+}
+
+std::uint16_t AttributeCatalogue::intern(std::string_view name, schema::AttributeType type,
+                                         const Location& where) {
+    if (auto id = find(name)) {
+        const auto& def = defs_[*id - 1];
+        if (def.type != type)
+            throw ImportError(where, "attribute " + quote(name) + " is a " +
+                                         std::string(schema::to_string(def.type)) + ", got a " +
+                                         std::string(schema::to_string(type)));
+        return *id;
+    }
+    if (!schema::is_valid_attribute_name(name))
+        throw ImportError(where, "invalid attribute name " + quote(name) + ": use 1.." +
+                                     std::to_string(schema::kMaxAttributeNameSize) +
+                                     " characters of a-z, 0-9 and _, not starting with a digit");
+    if (defs_.size() >= schema::kMaxAttributes)
+        throw ImportError(where, "too many attribute names: at most " +
+                                     std::to_string(schema::kMaxAttributes));
+    schema::AttributeDef def{static_cast<std::uint16_t>(defs_.size() + 1), type, std::string(name)};
+    defs_.push_back(def);
+    ids_.emplace(def.name, def.id);
+    added_.push_back(std::move(def));
+    return defs_.back().id;
+}
+
+std::optional<std::uint16_t> AttributeCatalogue::find(std::string_view name) const {
+    auto it = ids_.find(name);
+    if (it == ids_.end()) return std::nullopt;
+    return it->second;
+}
+
+const schema::AttributeDef* AttributeCatalogue::by_id(std::uint16_t id) const {
+    return id >= 1 && id <= defs_.size() ? &defs_[id - 1] : nullptr;
+}
+
+std::vector<AttributeChange> parse_attributes(const json& object, AttributeCatalogue& attributes,
+                                              bool allow_null, const Location& where) {
+    if (!object.is_object())
+        throw ImportError(where, field_name("attributes") + " must be an object, got " +
+                                     object.type_name());
+    if (object.size() > schema::kMaxAttributesPerProfile)
+        throw ImportError(where, "too many attributes: " + std::to_string(object.size()) +
+                                     ", at most " + std::to_string(schema::kMaxAttributesPerProfile));
+    std::vector<AttributeChange> changes;
+    for (const auto& item : object.items()) {
+        const json& value = item.value();
+        AttributeChange change;
+        if (value.is_null() && allow_null) {
+            auto id = attributes.find(item.key());
+            if (!id) continue;  // removing what was never there
+            change.id = *id;
+        } else if (value.is_number() || value.is_string()) {
+            auto type = value.is_string() ? schema::AttributeType::text : schema::AttributeType::number;
+            change.id = attributes.intern(item.key(), type, where);
+            change.value = attribute_value(value, change.id, type, item.key(), where);
+        } else {
+            throw ImportError(where, "attribute " + quote(item.key()) + " must be a number or a string" +
+                                         (allow_null ? " (or null to remove it)" : "") + ", got " +
+                                         value.type_name());
+        }
+        changes.push_back(std::move(change));
+    }
+    return changes;
+}
+
+void apply_attribute_changes(std::vector<schema::AttributeValue>& values,
+                             const std::vector<AttributeChange>& changes) {
+    for (const auto& change : changes) {
+        auto it = std::lower_bound(values.begin(), values.end(), change.id,
+                                   [](const schema::AttributeValue& v, std::uint16_t id) { return v.id < id; });
+        bool present = it != values.end() && it->id == change.id;
+        if (!change.value) {
+            if (present) values.erase(it);
+        } else if (present) {
+            *it = *change.value;
+        } else {
+            values.insert(it, *change.value);
+        }
+    }
+}
+
 void Catalogue::add(const json& object, const Location& where) {
     check_fields(object, {"name", "description", "owner", "priority"}, where);
     schema::SegmentDef def;
@@ -208,11 +319,24 @@ void Catalogue::order(std::vector<std::uint32_t>& ids) const {
     });
 }
 
-Profile parse_profile(const json& object, const Catalogue& catalogue, const Location& where) {
-    check_fields(object, {"id", "kind", "segments"}, where);
+void Catalogue::add_stored(schema::SegmentDef def) {
+    if (def.id != segments_.size() + 1)
+        throw ImportError("segment catalogue: id " + std::to_string(def.id) + " out of sequence");
+    ids_.emplace(def.name, def.id);
+    lines_.push_back(0);
+    segments_.push_back(std::move(def));
+}
+
+Profile parse_profile(const json& object, const Catalogue& catalogue,
+                      AttributeCatalogue& attributes, const Location& where) {
+    check_fields(object, {"id", "kind", "segments", "attributes"}, where);
     Profile profile;
     profile.visitor = parse_visitor(object, where);
-    profile.segment_ids = segment_ids(object, catalogue, where);
+    profile.segment_ids = parse_segment_names(required(object, "segments", where), catalogue, where);
+    auto given = object.find("attributes");
+    if (given != object.end())
+        apply_attribute_changes(profile.attributes,
+                                parse_attributes(*given, attributes, false, where));
     return profile;
 }
 

@@ -12,7 +12,6 @@ namespace {
 namespace schema = segcore::schema;
 
 constexpr std::size_t kMinMapSize = std::size_t{1} << 30;
-constexpr unsigned kMaxReaders = 1024;  // nginx workers x snapshots they may hold
 
 void set_mode(const std::string& path, mode_t mode) {
     if (chmod(path.c_str(), mode) != 0) throw system_error("chmod " + path);
@@ -39,14 +38,17 @@ std::string compare(const std::string& dir, const SnapshotExpectation& expected)
         return mismatch("profiles", expected.profiles, counts.profiles);
     if (counts.aliases != expected.aliases)
         return mismatch("aliases", expected.aliases, counts.aliases);
+    if (counts.attributes != expected.attributes)
+        return mismatch("attributes", expected.attributes, counts.attributes);
     if (counts.blocks != expected.blocks) return mismatch("blocks", expected.blocks, counts.blocks);
     return {};
 }
 
 }  // namespace
 
-std::size_t map_size_for(std::uint64_t input_bytes) {
-    return std::max<std::size_t>(kMinMapSize, static_cast<std::size_t>(input_bytes) * 4);
+std::size_t map_size_for(std::uint64_t input_bytes, std::size_t minimum) {
+    return std::max<std::size_t>(minimum ? minimum : kMinMapSize,
+                                 static_cast<std::size_t>(input_bytes) * 4);
 }
 
 SnapshotWriter::SnapshotWriter(const std::string& dir, std::size_t map_size) : dir_(dir) {
@@ -63,14 +65,22 @@ SnapshotWriter::SnapshotWriter(const std::string& dir, std::size_t map_size) : d
     segments_db_ = txn_->open_db(schema::kSegmentsDb, MDB_CREATE);
     profiles_db_ = txn_->open_db(schema::kProfilesDb, MDB_CREATE);
     aliases_db_ = txn_->open_db(schema::kAliasesDb, MDB_CREATE);
+    attributes_db_ = txn_->open_db(schema::kAttributesDb, MDB_CREATE);
     blocks_db_ = txn_->open_db(schema::kBlocksDb, MDB_CREATE);
 }
 
-void SnapshotWriter::put_meta(const segcore::SnapshotMeta& meta) {
+void SnapshotWriter::put_meta(const segcore::SnapshotMeta& meta, const FeedPositions& feeds) {
     txn_->put(meta_db_, schema::kMetaSchemaVersion, schema::encode_u32(meta.schema_version));
     txn_->put(meta_db_, schema::kMetaGeneration, schema::encode_u64(meta.generation));
     txn_->put(meta_db_, schema::kMetaBuiltAt, schema::encode_u64(meta.built_at));
     txn_->put(meta_db_, schema::kMetaSource, meta.source);
+    for (const auto& [source, feed] : feeds)
+        txn_->put(meta_db_, std::string(schema::kMetaFeedPrefix) + source, feed);
+}
+
+void SnapshotWriter::put_attributes(const std::vector<schema::AttributeDef>& defs) {
+    for (const auto& def : defs)
+        txn_->put(attributes_db_, schema::encode_attribute_key(def.id), schema::encode_attribute(def));
 }
 
 void SnapshotWriter::put_segment(const schema::SegmentDef& def) {
@@ -82,7 +92,7 @@ bool SnapshotWriter::put_profile(const Profile& profile) {
     std::size_t size = schema::encode_visitor_key(profile.visitor.kind, profile.visitor.id, key);
     if (size == 0) throw ImportError("internal error: unvalidated visitor id");
     return put_new(profiles_db_, std::string_view(key, size),
-                   schema::encode_profile(profile.segment_ids));
+                   schema::encode_profile(profile.segment_ids, profile.attributes));
 }
 
 bool SnapshotWriter::put_alias(const Alias& alias) {
@@ -104,6 +114,11 @@ void SnapshotWriter::put_block(const BlockContent& content) {
     std::size_t size = schema::encode_block_key(content.block, content.segment, {}, key);
     if (size == 0) throw ImportError("internal error: unvalidated block name");
     txn_->put(blocks_db_, std::string_view(key, size), content.html);
+}
+
+void SnapshotWriter::checkpoint() {
+    txn_->commit();
+    txn_ = std::make_unique<segcore::Txn>(*env_, 0);
 }
 
 void SnapshotWriter::finish() {

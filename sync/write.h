@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,20 +20,35 @@ namespace segsync {
 
 // Room for the whole import: LMDB fails with MDB_MAP_FULL rather than grow.
 // The file stays sparse, so a generous map costs address space, not disk.
-std::size_t map_size_for(std::uint64_t input_bytes);
+// `minimum`: 0 for the default, 1 GiB.
+std::size_t map_size_for(std::uint64_t input_bytes, std::size_t minimum = 0);
+
+// Reader slots in lock.mdb: nginx workers x snapshots they may hold. Every
+// writer that may create lock.mdb must use the same number.
+inline constexpr unsigned kMaxReaders = 1024;
+
+// Feed positions kept in meta ("feed:<source>" -> last feed name).
+using FeedPositions = std::map<std::string, std::string>;
 
 class SnapshotWriter {
 public:
     // Creates the environment in `dir`, which must exist and be empty.
     SnapshotWriter(const std::string& dir, std::size_t map_size);
 
-    void put_meta(const segcore::SnapshotMeta& meta);
+    void put_meta(const segcore::SnapshotMeta& meta, const FeedPositions& feeds);
     void put_segment(const segcore::schema::SegmentDef& def);
+    void put_attributes(const std::vector<segcore::schema::AttributeDef>& defs);
     // false when this visitor is already in the snapshot; found by LMDB
     // (MDB_NOOVERWRITE), so no id set is kept in memory.
     bool put_profile(const Profile& profile);
     // false when this anonymous id already has an alias (MDB_NOOVERWRITE).
     bool put_alias(const Alias& alias);
+    // Commits what was written so far and goes on in a new transaction, so
+    // a large import keeps a bounded number of dirty pages in memory. Safe:
+    // nothing reads a staging environment before finish() and verify.
+    void checkpoint();
+    // The open write transaction, for stages that edit what was written.
+    segcore::Txn& txn() { return *txn_; }
     void put_block(const BlockContent& content);
     // Commits, closes the environment and sets the modes nginx workers need.
     void finish();
@@ -49,6 +65,7 @@ private:
     MDB_dbi segments_db_ = 0;
     MDB_dbi profiles_db_ = 0;
     MDB_dbi aliases_db_ = 0;
+    MDB_dbi attributes_db_ = 0;
     MDB_dbi blocks_db_ = 0;
 };
 
@@ -57,6 +74,7 @@ struct SnapshotExpectation {
     std::size_t segments = 0;
     std::size_t profiles = 0;
     std::size_t aliases = 0;
+    std::size_t attributes = 0;
     std::size_t blocks = 0;
 };
 

@@ -29,6 +29,7 @@
 #include "segcore/signed_id.h"
 #include "segcore/snapshot.h"
 #include "snapshot_fixture.h"
+#include "sync_fixture.h"
 #include "sync/import.h"
 
 namespace {
@@ -37,29 +38,11 @@ namespace fs = std::filesystem;
 namespace schema = segcore::schema;
 using schema::VisitorKind;
 
-class TempDir {
-public:
-    TempDir() {
-        char pattern[] = "/tmp/segsync-test-XXXXXX";
-        if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp failed");
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
-
-std::string write_file(const std::string& path, const std::string& text) {
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-    return path;
-}
+using fixture::read_file;
+using fixture::run_cli;
+using fixture::segsync_binary;
+using fixture::TempDir;
+using fixture::write_file;
 
 // ids: vip 1, newsletter 2, cart_abandoner 3, tie 4 (the blank line is skipped).
 const std::string kSegments =
@@ -140,7 +123,7 @@ std::vector<std::string> entries(const std::string& dir, const std::string& pref
 std::vector<std::uint32_t> lookup(segcore::Snapshot& snapshot, VisitorKind kind,
                                   const std::string& id) {
     std::uint32_t ids[schema::kMaxSegmentsPerProfile];
-    std::size_t n = snapshot.lookup(kind, id, ids, schema::kMaxSegmentsPerProfile);
+    std::size_t n = snapshot.lookup(kind, id, ids, schema::kMaxSegmentsPerProfile).segments;
     return std::vector<std::uint32_t>(ids, ids + n);
 }
 
@@ -655,27 +638,6 @@ TEST_CASE("the demo data imports and holds the visitors the demo prints", "[impo
     }
 }
 
-namespace {
-
-// build/segsync sits next to the test binary in the CMake build tree.
-std::string segsync_binary() {
-    std::error_code ec;
-    fs::path self = fs::read_symlink("/proc/self/exe", ec);
-    fs::path binary = self.parent_path() / "segsync";
-    return !ec && fs::exists(binary) ? binary.string() : std::string();
-}
-
-int run_cli(const std::string& args, const std::string& out, const std::string& err) {
-    int status = std::system((segsync_binary() + " " + args + " >" + out + " 2>" + err).c_str());
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-}  // namespace
 
 TEST_CASE("the segsync command line reports success, data errors and usage errors", "[import][cli]") {
     if (segsync_binary().empty()) {
@@ -688,7 +650,7 @@ TEST_CASE("the segsync command line reports success, data errors and usage error
 
     CHECK(run_cli(import, out, err) == 0);
     std::string published = read_file(out);
-    CHECK(published.rfind("segsync: published generation 1 (4 segments, 4 profiles) as " + f.db +
+    CHECK(published.rfind("segsync: published generation 1 (4 segments, 4 profiles, 0 attributes) as " + f.db +
                               "/snapshots/snap-0000000001-", 0) == 0);
     CHECK(read_file(err).empty());  // not a terminal: no progress
 
@@ -705,7 +667,7 @@ TEST_CASE("the segsync command line reports success, data errors and usage error
     write_file(f.profiles, kProfiles);
     f.blocks = write_file(f.tmp.path() + "/blocks.ndjson", block_line("hero", "vip", "<h2>Hi</h2>"));
     CHECK(run_cli(import + " --blocks " + f.blocks, out, err) == 0);
-    CHECK_THAT(read_file(out), Catch::Contains("(4 segments, 4 profiles, 1 block contents)"));
+    CHECK_THAT(read_file(out), Catch::Contains("(4 segments, 4 profiles, 0 attributes, 1 block contents)"));
     write_file(f.blocks, block_line("hero", "vipp", ""));
     CHECK(run_cli(import + " --blocks=" + f.blocks, out, err) == 1);
     CHECK(read_file(err) == "segsync: " + f.blocks + ":1: unknown segment \"vipp\"\n");

@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <fstream>
 
 #include "segcore/layout.h"
@@ -22,7 +25,7 @@ std::string publish_generation(const std::string& root, std::uint64_t generation
 
 std::size_t segments_of(segcore::Store& store, const char* visitor) {
     std::uint32_t ids[8];
-    return store.current()->lookup(segcore::schema::VisitorKind::anonymous, visitor, ids, 8);
+    return store.current()->lookup(segcore::schema::VisitorKind::anonymous, visitor, ids, 8).segments;
 }
 
 }  // namespace
@@ -105,12 +108,14 @@ TEST_CASE("lookups return ids as stored and nothing for unknown visitors", "[sto
 
     segcore::Snapshot snapshot(dir);
     std::uint32_t ids[4];
-    REQUIRE(snapshot.lookup(segcore::schema::VisitorKind::anonymous, "v", ids, 4) == 2);
+    auto found = snapshot.lookup(segcore::schema::VisitorKind::anonymous, "v", ids, 4);
+    REQUIRE(found.segments == 2);
+    CHECK(found.generation == 1);
     CHECK(ids[0] == 1);
     CHECK(ids[1] == 2);
-    REQUIRE(snapshot.lookup(segcore::schema::VisitorKind::known, "v", ids, 4) == 1);
+    REQUIRE(snapshot.lookup(segcore::schema::VisitorKind::known, "v", ids, 4).segments == 1);
     CHECK(ids[0] == 2);
-    CHECK(snapshot.lookup(segcore::schema::VisitorKind::anonymous, "nobody", ids, 4) == 0);
+    CHECK(snapshot.lookup(segcore::schema::VisitorKind::anonymous, "nobody", ids, 4).segments == 0);
     CHECK(snapshot.segment(1)->name == "vip");
     CHECK(snapshot.segment(3) == nullptr);
     CHECK(snapshot.verify().profiles == 2);
@@ -124,4 +129,46 @@ TEST_CASE("verify rejects profiles whose ids are out of priority order or repeat
     spec.profiles = {{"v", ids}};
     fixture::write_snapshot(dir, spec);
     CHECK_THROWS_WITH(segcore::Snapshot(dir).verify(), Catch::Contains("order"));
+}
+
+TEST_CASE("lookups report the generation committed in place after the snapshot was opened",
+          "[store]") {
+    namespace schema = segcore::schema;
+    auto dir = fixture::temp_dir() + "/snap";
+    fixture::SnapshotSpec spec;
+    spec.generation = 7;
+    spec.segments = {fixture::segment(1, "vip", 10), fixture::segment(2, "newsletter", 5)};
+    spec.profiles = {{"v", {1}}};
+    fixture::write_snapshot(dir, spec);
+
+    segcore::Snapshot snapshot(dir);
+    std::uint32_t ids[4];
+    CHECK(snapshot.lookup(schema::VisitorKind::anonymous, "v", ids, 4).generation == 7);
+    CHECK(snapshot.generation() == 7);
+
+    // A writer in another process applies a batch in place (a child, since
+    // LMDB must not open one environment twice in a process).
+    pid_t child = fork();
+    if (child == 0) {
+        segcore::Env::Options options;
+        segcore::Env env(dir, options);
+        segcore::Txn txn(env, 0);
+        auto meta = txn.open_db(schema::kMetaDb);
+        auto profiles = txn.open_db(schema::kProfilesDb);
+        char key[schema::kMaxKeySize];
+        auto len = schema::encode_visitor_key(schema::VisitorKind::anonymous, "v", key);
+        txn.put(profiles, std::string_view(key, len), schema::encode_profile({1, 2}));
+        txn.put(meta, schema::kMetaGeneration, schema::encode_u64(8));
+        txn.commit();
+        _exit(0);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(status == 0);
+
+    auto found = snapshot.lookup(schema::VisitorKind::anonymous, "v", ids, 4);
+    CHECK(found.segments == 2);
+    CHECK(found.generation == 8);
+    CHECK(snapshot.generation() == 8);
+    CHECK(snapshot.meta().generation == 7);  // as opened
 }

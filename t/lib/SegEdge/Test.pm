@@ -62,6 +62,9 @@ package SegEdge::Test;
 #   skip_all($reason)              skips the whole file (nothing to check after)
 #   testdir() port([2]) error_log_size() error_log_text([$from]) wait_until(...)
 #   read_text($path) write_text($path, $text) run_cmd(@cmd) worker_pids()
+#   spawn($log, @cmd)              -> pid of a background command (output
+#                                     appended to $log); stopped at the end
+#   drop_file($dir, $name, $text)  writes a dot-file in $dir, renames it to $name
 #
 # Before the file ends (done_testing, or an END block if the file dies or
 # never calls it) nginx is stopped and one more test asserts that error.log
@@ -88,7 +91,7 @@ our @EXPORT = qw(
     write_config start_nginx stop_nginx reload_nginx nginx_t nginx_t_fails nginx_pid worker_pids
     http http_get http_get10 http_get09 parse_response
     import_snapshot visitor_id segsync run_cmd error_log_size error_log_text read_text write_text
-    wait_until done_testing start_upstream skip_all
+    wait_until done_testing spawn drop_file start_upstream skip_all
 );
 
 my $REPO = abs_path(dirname(__FILE__) . '/../../..');
@@ -102,7 +105,7 @@ my @FORBIDDEN = ('[alert]', '[emerg]', 'exited on signal', 'AddressSanitizer',
 
 my $owner_pid = $$;     # forked children must not stop nginx or run checks
 my $finished = 0;
-my ($dir, @ports, $running, $conf_serial, $feed_serial, @upstreams);
+my ($dir, @ports, $running, $conf_serial, $feed_serial, @spawned, @upstreams);
 
 sub import {
     my $caller = caller;
@@ -246,6 +249,18 @@ sub run_cmd {
     close $fh;
     my $status = $? & 127 ? 128 + ($? & 127) : $? >> 8;
     return ($status, $out);
+}
+
+sub spawn {
+    my ($log, @cmd) = @_;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDOUT, '>>', $log or POSIX::_exit(127);
+        open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
+        exec @cmd or POSIX::_exit(127);
+    }
+    push @spawned, $pid;
+    return $pid;
 }
 
 sub _alive {
@@ -490,6 +505,15 @@ sub visitor_id {
     return encode_base64url(pack 'a16', $label);
 }
 
+# As producers should: write under a dot-name, then rename(2) into place.
+sub drop_file {
+    my ($dir, $name, $text) = @_;
+    make_path(dirname("$dir/$name"));
+    my $tmp = "$dir/.tmp-$$-" . int(rand(1e9));
+    write_text($tmp, $text);
+    rename $tmp, "$dir/$name" or die "rename to $dir/$name: $!\n";
+}
+
 sub read_text {
     my ($path) = @_;
     open my $fh, '<', $path or return undef;
@@ -522,6 +546,10 @@ sub error_log_text {
 sub _finish {
     return if $finished || $$ != $owner_pid;
     $finished = 1;
+    for my $pid (@spawned) {
+        kill 'KILL', $pid if kill 0, $pid;
+        waitpid $pid, 0;
+    }
     eval { stop_nginx(); 1 } or Test::More::diag("stopping nginx: $@");
     _stop_upstreams();
     my $log = $dir ? read_text("$dir/error.log") : undef;

@@ -1,0 +1,118 @@
+#include "sync/status.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "segcore/layout.h"
+#include "segcore/snapshot.h"
+#include "sync/error.h"
+
+namespace segsync {
+
+// Missing fields read as their defaults, so an older status file still reads.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SourceStatus, name, type, location, last_feed,
+                                                last_applied_at, last_error, last_error_at,
+                                                last_poll_at, caught_up_at, pending)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DaemonStatus, pid, started_at, updated_at,
+                                                generation, last_success, last_success_at,
+                                                last_error, last_error_at, sources)
+
+namespace {
+
+using nlohmann::json;
+
+std::string when(std::int64_t t) {
+    if (t <= 0) return "never";
+    std::time_t seconds = static_cast<std::time_t>(t);
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
+}
+
+bool alive(long pid) { return pid > 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+
+}  // namespace
+
+std::string status_path(const std::string& root) { return root + "/.segsync-status.json"; }
+
+void write_status(const std::string& root, const DaemonStatus& status) {
+    std::string path = status_path(root);
+    std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << json(status).dump(2) << '\n';
+        if (!out) throw system_error("cannot write " + tmp);
+    }
+    if (rename(tmp.c_str(), path.c_str()) != 0) throw system_error("rename " + tmp);
+}
+
+std::optional<DaemonStatus> read_status(const std::string& root) {
+    std::ifstream in(status_path(root));
+    if (!in) return std::nullopt;
+    try {
+        return json::parse(in).get<DaemonStatus>();
+    } catch (const json::exception&) {
+        return std::nullopt;
+    }
+}
+
+int print_status(const std::string& root, bool as_json, std::ostream& out) {
+    std::int64_t now = std::time(nullptr);
+    std::optional<segcore::SnapshotMeta> meta;
+    std::uint64_t generation = 0;
+    std::string db_error;
+    try {
+        segcore::Snapshot snapshot(segcore::layout::current_link(root));
+        meta = snapshot.meta();
+        generation = snapshot.generation();
+    } catch (const std::exception& e) {
+        db_error = e.what();
+    }
+    auto status = read_status(root);
+    bool running = status && alive(status->pid);
+    if (as_json) {
+        json j = status ? json(*status) : json::object();
+        j["running"] = running;
+        j["generation"] = generation;
+        if (!db_error.empty()) j["db_error"] = db_error;
+        if (status)
+            for (std::size_t i = 0; i < status->sources.size(); ++i)
+                j["sources"][i]["lag_seconds"] =
+                    status->sources[i].caught_up_at ? now - status->sources[i].caught_up_at : -1;
+        out << j.dump(2) << '\n';
+        return meta ? 0 : 1;
+    }
+    if (meta)
+        out << "generation:   " << generation << " (snapshot built " << when(static_cast<std::int64_t>(meta->built_at))
+            << " from " << meta->source << ")\n";
+    else
+        out << "generation:   none (" << db_error << ")\n";
+    if (!status) {
+        out << "daemon:       no status file (" << status_path(root) << ")\n";
+        return meta ? 0 : 1;
+    }
+    out << "daemon:       " << (running ? "running" : "not running") << ", pid " << status->pid
+        << ", started " << when(status->started_at) << ", status written " << when(status->updated_at) << "\n";
+    out << "last success: " << (status->last_success.empty() ? "none" : status->last_success + " at " + when(status->last_success_at)) << "\n";
+    out << "last error:   " << (status->last_error.empty() ? "none" : status->last_error + " at " + when(status->last_error_at)) << "\n";
+    for (const auto& s : status->sources) {
+        out << "source " << s.name << " (" << s.type << " " << s.location << "): last feed "
+            << (s.last_feed.empty() ? "none" : s.last_feed) << ", pending " << s.pending << ", lag "
+            << (s.caught_up_at ? std::to_string(now - s.caught_up_at) + "s" : "unknown")
+            << ", last poll " << when(s.last_poll_at);
+        if (!s.last_error.empty()) out << ", last error " << s.last_error << " at " << when(s.last_error_at);
+        out << "\n";
+    }
+    return meta ? 0 : 1;
+}
+
+}  // namespace segsync

@@ -1,0 +1,48 @@
+// The daemon's state for operators: written to DB/.segsync-status.json
+// (atomically, after every event) and shown by `segsync status`.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace segsync {
+
+struct SourceStatus {
+    std::string name;
+    std::string type;      // directory | http
+    std::string location;  // path or index URL
+    std::string last_feed;           // last applied or rejected
+    std::int64_t last_applied_at = 0;
+    std::string last_error;
+    std::int64_t last_error_at = 0;
+    std::int64_t last_poll_at = 0;
+    std::int64_t caught_up_at = 0;   // last poll that left nothing to apply
+    std::size_t pending = 0;         // feeds seen but not applied yet
+};
+
+struct DaemonStatus {
+    long pid = 0;
+    std::int64_t started_at = 0;
+    std::int64_t updated_at = 0;
+    std::uint64_t generation = 0;
+    std::string last_success;  // "source feed"
+    std::int64_t last_success_at = 0;
+    std::string last_error;    // "source feed: message"
+    std::int64_t last_error_at = 0;
+    std::vector<SourceStatus> sources;
+};
+
+std::string status_path(const std::string& root);
+// Temp file + rename(2): a reader never sees half a file.
+void write_status(const std::string& root, const DaemonStatus& status);
+std::optional<DaemonStatus> read_status(const std::string& root);
+
+// `segsync status`: the current generation (read from the database) and
+// what the daemon last wrote, with lag per source. Returns the exit status:
+// 0, or 1 when there is no database.
+int print_status(const std::string& root, bool as_json, std::ostream& out);
+
+}  // namespace segsync
