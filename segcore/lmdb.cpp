@@ -36,7 +36,13 @@ int Env::clear_stale_readers() {
 }
 
 Txn::Txn(const Env& env, unsigned flags) {
-    check_lmdb(mdb_txn_begin(env.get(), nullptr, flags, &txn_), "mdb_txn_begin");
+    int rc = mdb_txn_begin(env.get(), nullptr, flags, &txn_);
+    if (rc == MDB_MAP_RESIZED) {
+        // Another process grew the map: adopt the new size and retry once.
+        check_lmdb(mdb_env_set_mapsize(env.get(), 0), "mdb_env_set_mapsize");
+        rc = mdb_txn_begin(env.get(), nullptr, flags, &txn_);
+    }
+    check_lmdb(rc, "mdb_txn_begin");
 }
 
 Txn::~Txn() {

@@ -130,17 +130,18 @@ const schema::SegmentDef* Snapshot::segment(std::uint32_t id) const noexcept {
 }
 
 MDB_txn* Snapshot::begin_read() {
-    if (!reader_) {
-        check_lmdb(mdb_txn_begin(env_.get(), nullptr, MDB_RDONLY, &reader_), "mdb_txn_begin");
-        return reader_;
-    }
-    int rc = mdb_txn_renew(reader_);
+    auto start = [this] {
+        return reader_ ? mdb_txn_renew(reader_)
+                       : mdb_txn_begin(env_.get(), nullptr, MDB_RDONLY, &reader_);
+    };
+    int rc = start();
     if (rc == MDB_MAP_RESIZED) {
-        // The writer grew the map: adopt the new size, then retry once.
+        // The writer grew the map since this process last looked (also before
+        // its first transaction): adopt the new size, then retry once.
         check_lmdb(mdb_env_set_mapsize(env_.get(), 0), "mdb_env_set_mapsize");
-        rc = mdb_txn_renew(reader_);
+        rc = start();
     }
-    check_lmdb(rc, "mdb_txn_renew");
+    check_lmdb(rc, reader_ ? "mdb_txn_renew" : "mdb_txn_begin");
     return reader_;
 }
 
