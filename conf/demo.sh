@@ -25,7 +25,8 @@ fi
 "$repo/build/segsync" import --db "$demo/db" \
     --segments "$repo/conf/demo/segments.ndjson" \
     --profiles "$repo/conf/demo/profiles.ndjson" \
-    --aliases "$repo/conf/demo/aliases.ndjson" --source demo
+    --aliases "$repo/conf/demo/aliases.ndjson" \
+    --blocks "$repo/conf/demo/blocks.ndjson" --source demo
 
 sed -e "s|@MODULE@|$repo/build/nginx/objs/ngx_http_segedge_module.so|" \
     -e "s|@DEMO@|$demo|g" "$repo/conf/nginx.conf" > "$demo/nginx.conf"
@@ -47,6 +48,14 @@ A first visit: the edge issues a visitor cookie (no segments yet):
 A returning anonymous visitor the snapshot knows (segments vip, newsletter):
   curl -si -b segedge_id=ZGVtby12aXAtdmlzaXRvcg http://127.0.0.1:8080/ | grep -i '^x-segedge'
 
+The same visitor's page: the hero and offer blocks swapped, the newsletter
+sign-up gone (a browser with that cookie shows it too):
+  curl -s -b segedge_id=ZGVtby12aXAtdmlzaXRvcg http://127.0.0.1:8080/ | grep -A2 'segedge:hero'
+
+A new visitor gets the welcome hero; without a cookie, the defaults stay:
+  curl -s -b segedge_id=ZGVtby1uZXctdmlzaXRvcg http://127.0.0.1:8080/ | grep -A2 'segedge:hero'
+  curl -s http://127.0.0.1:8080/ | grep -A2 'segedge:hero'
+
 An anonymous visitor aliased to customer cust-10001 (known: vip, newsletter,
 plus its own cart_abandoner):
   curl -si -b segedge_id=ZGVtby1hbGlhcy12aXNpdA http://127.0.0.1:8080/ | grep -i '^x-segedge'
@@ -58,7 +67,9 @@ The same VIP visitor with Global Privacy Control on (consent denied):
   curl -si -H 'Sec-GPC: 1' -b segedge_id=ZGVtby12aXAtdmlzaXRvcg http://127.0.0.1:8080/ | grep -i '^x-segedge'
 
 Publish a changed snapshot and see it without a reload:
-  $repo/build/segsync import --db $demo/db --segments $repo/conf/demo/segments.ndjson --profiles $repo/conf/demo/profiles.ndjson --aliases $repo/conf/demo/aliases.ndjson
+  $repo/build/segsync import --db $demo/db --segments $repo/conf/demo/segments.ndjson \\
+      --profiles $repo/conf/demo/profiles.ndjson --aliases $repo/conf/demo/aliases.ndjson \\
+      --blocks $repo/conf/demo/blocks.ndjson
 
 Stop it:  /usr/sbin/nginx -c $demo/nginx.conf -s quit
 TRY

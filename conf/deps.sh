@@ -9,8 +9,11 @@ packages=(
     liblmdb-dev lmdb-utils nlohmann-json3-dev catch2
     # segsync run: HTTP(S) sources
     libcurl4-openssl-dev
-    # tests (python3 runs the README's signed-cookie recipe; openssl checks feed signatures)
-    perl curl python3 openssl
+    # tests (python3 runs the README's signed-cookie recipe; openssl checks feed
+    # signatures; chromium drives the demo in a real browser, t/12-blocks-browser.t)
+    perl curl python3 openssl chromium chromium-driver
+    # benchmarks (tests/bench/)
+    wrk
 )
 
 missing=()

@@ -9,11 +9,7 @@
  * the request is served unpersonalised and one rate-limited line is logged.
  */
 
-extern "C" {
-#include <ngx_config.h>
-#include <ngx_core.h>
-#include <ngx_http.h>
-}
+#include "module/ngx_http_segedge_module.h"
 
 #include <exception>
 #include <new>
@@ -37,15 +33,6 @@ static_assert(__cplusplus >= 201703L, "segedge needs C++17");
 /* A Cookie header this large is abuse or a broken client, not a visitor. */
 #define NGX_HTTP_SEGEDGE_MAX_COOKIE_BYTES  16384
 
-/* Fail-open causes, each logged at most once per interval per worker. */
-enum ngx_http_segedge_failure_e {
-    NGX_HTTP_SEGEDGE_FAIL_DB = 0,
-    NGX_HTTP_SEGEDGE_FAIL_LOOKUP,
-    NGX_HTTP_SEGEDGE_FAIL_COOKIE,
-    NGX_HTTP_SEGEDGE_FAIL_ISSUE,
-    NGX_HTTP_SEGEDGE_FAIL_LAST
-};
-
 #define NGX_HTTP_SEGEDGE_LOG_INTERVAL  60
 
 
@@ -57,7 +44,7 @@ typedef struct {
 } ngx_http_segedge_main_conf_t;
 
 
-typedef struct {
+struct ngx_http_segedge_loc_conf_s {
     ngx_flag_t                 enable;
     ngx_str_t                  cookie;
 
@@ -73,7 +60,7 @@ typedef struct {
 
     ngx_http_complex_value_t  *consent;
     ngx_flag_t                 consent_gpc;
-} ngx_http_segedge_loc_conf_t;
+};
 
 
 /* A string directive whose value must pass a segcore syntax rule. */
@@ -84,20 +71,6 @@ typedef struct {
 } ngx_http_segedge_syntax_t;
 
 
-typedef struct {
-    ngx_str_t                  segments;
-    ngx_str_t                  visitor;
-    ngx_str_t                  generation;
-    ngx_str_t                  known;
-    ngx_str_t                  consent;
-
-    /* an id issued for this request, and the conf to send it with */
-    u_char                     issued[segcore::kVisitorIdLength];
-    ngx_http_segedge_loc_conf_t  *issuer;
-} ngx_http_segedge_ctx_t;
-
-
-static ngx_http_segedge_ctx_t *ngx_http_segedge_get_ctx(ngx_http_request_t *r);
 static ngx_http_segedge_ctx_t *ngx_http_segedge_find_ctx(
     ngx_http_request_t *r);
 static void ngx_http_segedge_resolve(ngx_http_request_t *r,
@@ -128,8 +101,6 @@ static ngx_int_t ngx_http_segedge_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_segedge_set_cookie(ngx_http_request_t *r,
     ngx_http_segedge_ctx_t *ctx);
 static ngx_uint_t ngx_http_segedge_cacheable(ngx_http_request_t *r);
-static void ngx_http_segedge_fail_open(ngx_log_t *log, ngx_uint_t level,
-    ngx_http_segedge_failure_e cause, const char *what);
 static void ngx_http_segedge_ctx_marker(void *data);
 static ngx_int_t ngx_http_segedge_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -286,8 +257,6 @@ static ngx_http_module_t  ngx_http_segedge_module_ctx = {
 };
 
 
-extern "C" {
-
 ngx_module_t  ngx_http_segedge_module = {
     NGX_MODULE_V1,
     &ngx_http_segedge_module_ctx,          /* module context */
@@ -302,8 +271,6 @@ ngx_module_t  ngx_http_segedge_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
-
-}
 
 
 static ngx_http_variable_t  ngx_http_segedge_vars[] = {
@@ -360,12 +327,12 @@ ngx_http_segedge_variable(ngx_http_request_t *r,
 
 /*
  * The one place a request's segments are resolved, shared by every variable
- * (and later by the filters). The result belongs to the main request and
+ * and by the blocks filter. The result belongs to the main request and
  * survives internal redirects, which wipe r->ctx: like realip, the ctx is
  * found again through its pool cleanup.
  */
 
-static ngx_http_segedge_ctx_t *
+ngx_http_segedge_ctx_t *
 ngx_http_segedge_get_ctx(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t           *cln;
@@ -487,6 +454,18 @@ ngx_http_segedge_snapshot(ngx_http_request_t *r,
     ngx_http_segedge_refresh(r, smcf);
 
     return smcf->store->current();
+}
+
+
+segcore::Snapshot *
+ngx_http_segedge_current_snapshot(ngx_http_request_t *r)
+{
+    ngx_http_segedge_main_conf_t  *smcf;
+
+    smcf = (ngx_http_segedge_main_conf_t *)
+               ngx_http_get_module_main_conf(r, ngx_http_segedge_module);
+
+    return smcf->store ? smcf->store->current() : NULL;
 }
 
 
@@ -750,6 +729,8 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
     }
 
     if (snapshot) {
+        ctx->snapshot_opened = snapshot->meta().generation;
+
         ctx->generation.data = (u_char *) ngx_pnalloc(r->pool, NGX_INT64_LEN);
         if (ctx->generation.data == NULL) {
             return NGX_ERROR;
@@ -758,6 +739,18 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
         ctx->generation.len = ngx_sprintf(ctx->generation.data, "%uL",
                                           (uint64_t) resolution.generation)
                               - ctx->generation.data;
+    }
+
+    if (resolution.segments) {
+        ctx->segment_ids = (uint32_t *) ngx_palloc(r->pool,
+                               resolution.segments * sizeof(uint32_t));
+        if (ctx->segment_ids == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ctx->segment_ids, ids,
+                   resolution.segments * sizeof(uint32_t));
+        ctx->nsegment_ids = resolution.segments;
     }
 
     len = 0;
@@ -957,7 +950,7 @@ ngx_http_segedge_cacheable(ngx_http_request_t *r)
 }
 
 
-static void
+void
 ngx_http_segedge_fail_open(ngx_log_t *log, ngx_uint_t level,
     ngx_http_segedge_failure_e cause, const char *what)
 {

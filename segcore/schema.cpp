@@ -68,6 +68,39 @@ bool is_valid_segment_name(std::string_view name) {
     return true;
 }
 
+bool is_valid_block_name(std::string_view name) { return is_valid_segment_name(name); }
+
+namespace {
+
+bool is_valid_variant(std::string_view variant) {
+    return variant.empty() || (variant.size() <= kMaxVariantNameSize && is_valid_segment_name(variant));
+}
+
+}  // namespace
+
+std::size_t encode_block_key(std::string_view block, std::uint32_t segment, std::string_view variant,
+                             char* out) {
+    if (!is_valid_block_name(block) || !is_valid_variant(variant)) return 0;
+    char* p = out;
+    std::memcpy(p, block.data(), block.size());
+    p += block.size();
+    *p++ = '\0';
+    for (int i = 0; i < 4; ++i) *p++ = static_cast<char>((segment >> (8 * (3 - i))) & 0xff);
+    if (!variant.empty()) std::memcpy(p, variant.data(), variant.size());  // data() may be null
+    return static_cast<std::size_t>(p - out) + variant.size();
+}
+
+std::optional<BlockKey> decode_block_key(std::string_view key) {
+    std::size_t separator = key.find('\0');
+    if (separator == std::string_view::npos || key.size() < separator + 5) return std::nullopt;
+    BlockKey decoded;
+    decoded.block = key.substr(0, separator);
+    decoded.segment = *decode_segment_key(key.substr(separator + 1, 4));
+    decoded.variant = key.substr(separator + 5);
+    if (!is_valid_block_name(decoded.block) || !is_valid_variant(decoded.variant)) return std::nullopt;
+    return decoded;
+}
+
 bool operator==(const SegmentDef& a, const SegmentDef& b) {
     return a.id == b.id && a.name == b.name && a.description == b.description &&
            a.owner == b.owner && a.priority == b.priority;

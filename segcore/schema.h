@@ -15,8 +15,14 @@
 //             (names of profile attributes; grows through delta batches, so
 //             a reader that caches it must reload it when the generation
 //             moves; may be absent in older snapshots: then empty)
+//   blocks    key: block name, '\0', u32 segment id (big-endian), variant
+//             value: the HTML fragment shown in that block to that segment
+//             The variant is empty for a block's content; non-empty variants
+//             are reserved for per-experiment content and skipped by readers
+//             that do not know them. The '\0' sorts below every name byte,
+//             so one block's keys are contiguous in cursor order.
 //
-// Segments never change in place: definitions change only with a full
+// Segments and blocks never change in place: they change only with a full
 // snapshot. Profiles, aliases, attributes and meta's generation also change
 // in place, one LMDB write transaction per delta batch.
 #pragma once
@@ -37,6 +43,7 @@ inline constexpr const char* kSegmentsDb = "segments";
 inline constexpr const char* kProfilesDb = "profiles";
 inline constexpr const char* kAliasesDb = "aliases";
 inline constexpr const char* kAttributesDb = "attributes";
+inline constexpr const char* kBlocksDb = "blocks";
 inline constexpr unsigned kMaxDbs = 8;
 
 inline constexpr std::string_view kMetaSchemaVersion = "schema_version";  // u32
@@ -55,6 +62,16 @@ inline constexpr std::size_t kMaxSegmentNameSize = 64;
 // Bounds the module's per-request output buffer; the importer enforces it.
 inline constexpr std::size_t kMaxSegmentsPerProfile = 256;
 
+// Block names follow the segment name rule; the module's marker scanner and
+// the importer both rely on it.
+inline constexpr std::size_t kMaxBlockNameSize = kMaxSegmentNameSize;
+inline constexpr std::size_t kMaxVariantNameSize = 64;
+// Bounds the per-request copy of a chosen fragment; the importer enforces it.
+inline constexpr std::size_t kMaxFragmentSize = 64 * 1024;
+// Distinct block names per snapshot: bounds the module's per-request choice.
+inline constexpr std::size_t kMaxBlocks = 256;
+inline constexpr std::size_t kMaxBlockKeySize = kMaxBlockNameSize + 1 + 4 + kMaxVariantNameSize;
+
 // The key prefix keeps anonymous and known ids apart even when the strings
 // are equal.
 enum class VisitorKind : std::uint8_t { anonymous = 'a', known = 'k' };
@@ -72,6 +89,21 @@ std::optional<VisitorKind> decode_visitor_key_kind(std::string_view key);
 // Segment names travel in headers and comma-separated variables, so they are
 // restricted to [a-z0-9_-], 1..kMaxSegmentNameSize.
 bool is_valid_segment_name(std::string_view name);
+
+bool is_valid_block_name(std::string_view name);
+
+// A decoded blocks-db key; the views point into the key bytes.
+struct BlockKey {
+    std::string_view block;
+    std::uint32_t segment = 0;
+    std::string_view variant;  // empty: the block's content for the segment
+};
+
+// Writes the key into `out` (at least kMaxBlockKeySize bytes) and returns its
+// length, or 0 for an invalid block or variant name. No allocation.
+std::size_t encode_block_key(std::string_view block, std::uint32_t segment, std::string_view variant,
+                             char* out);
+std::optional<BlockKey> decode_block_key(std::string_view key);
 
 struct SegmentDef {
     std::uint32_t id = 0;

@@ -17,6 +17,17 @@ Env::Options reader_options() {
     return options;
 }
 
+// A snapshot without one of the databases this build reads is refused by
+// name rather than with LMDB's bare MDB_NOTFOUND.
+MDB_dbi open_required(Txn& txn, const char* name) {
+    try {
+        return txn.open_db(name);
+    } catch (const LmdbError& e) {
+        if (e.code() != MDB_NOTFOUND) throw;
+        throw SnapshotError(std::string("no \"") + name + "\" database in the snapshot");
+    }
+}
+
 template <typename T>
 T required(const std::optional<T>& value, std::string_view what) {
     if (!value) throw SnapshotError("malformed meta value: " + std::string(what));
@@ -30,9 +41,10 @@ Snapshot::Snapshot(const std::string& dir) try : env_(dir, reader_options()) {
     env_.clear_stale_readers();
     {
         Txn txn(env_, MDB_RDONLY);
-        meta_db_ = txn.open_db(schema::kMetaDb);
-        segments_db_ = txn.open_db(schema::kSegmentsDb);
-        profiles_db_ = txn.open_db(schema::kProfilesDb);
+        meta_db_ = open_required(txn, schema::kMetaDb);
+        segments_db_ = open_required(txn, schema::kSegmentsDb);
+        profiles_db_ = open_required(txn, schema::kProfilesDb);
+        blocks_db_ = open_required(txn, schema::kBlocksDb);
         try {
             aliases_db_ = txn.open_db(schema::kAliasesDb);
         } catch (const LmdbError& e) {
@@ -42,6 +54,7 @@ Snapshot::Snapshot(const std::string& dir) try : env_(dir, reader_options()) {
     }
     load_meta();
     load_catalogue();
+    load_blocks();
 } catch (const LmdbError& e) {
     throw SnapshotError(e.what());
 }
@@ -92,6 +105,22 @@ void Snapshot::load_catalogue() {
         auto def = id ? schema::decode_segment(*id, cursor.value()) : std::nullopt;
         if (!def) throw SnapshotError("malformed segment record");
         catalogue_.emplace(*id, std::move(*def));
+    }
+}
+
+// Keys only: the fragments stay in the map until a request needs one.
+// Variant keys belong to experiments and are not block content.
+void Snapshot::load_blocks() {
+    Txn txn(env_, MDB_RDONLY);
+    Cursor cursor(txn, blocks_db_);
+    while (cursor.next()) {
+        auto key = schema::decode_block_key(cursor.key());
+        if (!key) throw SnapshotError("malformed block key");
+        if (!key->variant.empty()) continue;
+        if (!segment(key->segment))
+            throw SnapshotError("block content for unknown segment id " + std::to_string(key->segment));
+        if (!blocks_.add(key->block, key->segment))
+            throw SnapshotError("more than " + std::to_string(schema::kMaxBlocks) + " blocks");
     }
 }
 
@@ -171,6 +200,22 @@ LookupResult Snapshot::lookup(schema::VisitorKind kind, std::string_view visitor
 
 std::uint64_t Snapshot::generation() { return Read(*this).generation(); }
 
+std::string_view Snapshot::Read::fragment(std::string_view block, std::uint32_t segment) {
+    char key_bytes[schema::kMaxBlockKeySize];
+    std::size_t key_size = schema::encode_block_key(block, segment, {}, key_bytes);
+    if (key_size == 0) throw SnapshotError("invalid block name");
+    MDB_val key{key_size, key_bytes}, value{};
+    check_lmdb(mdb_get(txn_, snapshot_.blocks_db_, &key, &value), "mdb_get block");
+    if (value.mv_size > schema::kMaxFragmentSize) throw SnapshotError("oversized block fragment");
+    return as_view(value);
+}
+
+void Snapshot::read_fragments(const BlockChoice* choices, std::size_t n, FragmentSink& sink) {
+    Read read(*this);
+    for (std::size_t i = 0; i < n; ++i)
+        sink.take(i, read.fragment(blocks_.name(choices[i].block), choices[i].segment));
+}
+
 // The module emits ids in stored order, so the order is part of the format:
 // every id catalogued, each once, highest priority first (ties: lower id).
 void Snapshot::check_profile_ids(const std::uint32_t* ids, std::size_t n) const {
@@ -240,6 +285,7 @@ SnapshotCounts Snapshot::verify() const {
         ++counts.profiles;
     }
     counts.aliases = verify_aliases(txn);
+    verify_blocks(txn, counts);
     return counts;
 }
 
@@ -256,6 +302,22 @@ std::size_t Snapshot::verify_aliases(const Txn& txn) const {
         ++count;
     }
     return count;
+}
+
+void Snapshot::verify_blocks(const Txn& txn, SnapshotCounts& counts) const {
+    Cursor blocks(txn, blocks_db_);
+    while (blocks.next()) {
+        auto key = schema::decode_block_key(blocks.key());
+        if (!key) throw SnapshotError("malformed block key");
+        if (!segment(key->segment))
+            throw SnapshotError("block \"" + std::string(key->block) +
+                                "\" has content for unknown segment id " + std::to_string(key->segment));
+        if (blocks.value().size() > schema::kMaxFragmentSize)
+            throw SnapshotError("block \"" + std::string(key->block) + "\" has a fragment of " +
+                                std::to_string(blocks.value().size()) + " bytes, at most " +
+                                std::to_string(schema::kMaxFragmentSize));
+        ++counts.blocks;
+    }
 }
 
 }  // namespace segcore

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "segcore/block_choice.h"
 #include "segcore/lmdb.h"
 #include "segcore/schema.h"
 
@@ -33,6 +34,17 @@ struct SnapshotCounts {
     std::size_t profiles = 0;
     std::size_t attributes = 0;
     std::size_t aliases = 0;
+    std::size_t blocks = 0;  // (block, segment) contents
+};
+
+// Receives the fragments read_fragments() finds; `html` is valid only
+// during the call (it points into the LMDB map under a read transaction).
+class FragmentSink {
+public:
+    virtual void take(std::size_t choice, std::string_view html) = 0;
+
+protected:
+    ~FragmentSink() = default;
 };
 
 // What one lookup saw, all from the same read transaction.
@@ -77,6 +89,10 @@ public:
         std::size_t alias(std::string_view anonymous_id, char* out);
         // The generation committed as of this transaction.
         std::uint64_t generation() const;
+        // The fragment of `block` for `segment`, valid while this Read
+        // lasts. Throws LmdbError (MDB_NOTFOUND when there is none) or
+        // SnapshotError.
+        std::string_view fragment(std::string_view block, std::uint32_t segment);
 
     private:
         Snapshot& snapshot_;
@@ -88,6 +104,14 @@ public:
                         std::size_t out_capacity);
     // The generation committed now (for requests without a visitor id).
     std::uint64_t generation();
+
+    // Which blocks have content for which segments; see BlockCatalogue.
+    const BlockCatalogue& blocks() const noexcept { return blocks_; }
+
+    // Reads the fragment of each choice (made with blocks()) in one read
+    // transaction and hands it to `sink`. Throws LmdbError/SnapshotError on
+    // a broken database.
+    void read_fragments(const BlockChoice* choices, std::size_t n, FragmentSink& sink);
 
     // Full walk of every database, decoding every value and checking that
     // profiles name only catalogued segments and attributes. Throws SnapshotError naming the
@@ -101,17 +125,21 @@ private:
     std::uint64_t read_generation(MDB_txn* txn) const;
     void load_meta();
     void load_catalogue();
+    void load_blocks();
+    void verify_blocks(const Txn& txn, SnapshotCounts& counts) const;
     MDB_txn* begin_read();
 
     Env env_;
     MDB_dbi meta_db_ = 0;
     MDB_dbi segments_db_ = 0;
     MDB_dbi profiles_db_ = 0;
+    MDB_dbi blocks_db_ = 0;
     // Absent from v1 snapshots written before aliases existed: no aliases.
     std::optional<MDB_dbi> aliases_db_;
     MDB_txn* reader_ = nullptr;  // reset between lookups
     SnapshotMeta meta_;
     std::unordered_map<std::uint32_t, schema::SegmentDef> catalogue_;
+    BlockCatalogue blocks_;
 };
 
 }  // namespace segcore

@@ -84,9 +84,20 @@ std::size_t write_aliases(NdjsonReader& reader, SnapshotWriter& writer,
     });
 }
 
+std::size_t write_blocks(NdjsonReader& reader, const Catalogue& catalogue, SnapshotWriter& writer,
+                         const ImportOptions& options) {
+    BlockIndex index;
+    return write_records(reader, writer, options, [&](const nlohmann::json& object) {
+        BlockContent content = parse_block(object, catalogue, reader.where());
+        index.add(content, catalogue, reader.where());
+        writer.put_block(content);
+    });
+}
+
 // The optional inputs beside segments and profiles.
 struct ExtraInputs {
     NdjsonReader* aliases = nullptr;
+    NdjsonReader* blocks = nullptr;
     std::uint64_t bytes = 0;
 };
 
@@ -103,6 +114,8 @@ SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& 
     writer.put_meta(expected.meta, options.feeds);
     for (const auto& def : catalogue.segments()) writer.put_segment(def);
     expected.segments = catalogue.segments().size();
+    // Before the profiles: the small file fails fast.
+    if (extra.blocks) expected.blocks = write_blocks(*extra.blocks, catalogue, writer, options);
     AttributeCatalogue attributes;
     expected.profiles = write_profiles(profiles, catalogue, attributes, writer, options);
     writer.put_attributes(attributes.added());
@@ -133,6 +146,7 @@ ImportResult import_locked(const std::string& root, const ImportOptions& options
     result.profiles = expected.profiles;
     result.aliases = expected.aliases;
     result.attributes = expected.attributes;
+    result.blocks = expected.blocks;
     result.snapshot_path = segcore::layout::snapshots_dir(root) + "/" + name;
     return result;
 }
@@ -143,6 +157,7 @@ struct Inputs {
     explicit Inputs(const ImportOptions& options)
         : segments(options.segments_path), profiles(options.profiles_path) {
         if (!options.aliases_path.empty()) aliases.emplace(options.aliases_path);
+        if (!options.blocks_path.empty()) blocks.emplace(options.blocks_path);
         if (!options.orders_path.empty()) NdjsonReader orders(options.orders_path);
         catalogue = read_catalogue(segments);
     }
@@ -150,6 +165,7 @@ struct Inputs {
     NdjsonReader segments;
     NdjsonReader profiles;
     std::optional<NdjsonReader> aliases;
+    std::optional<NdjsonReader> blocks;
     Catalogue catalogue;
 };
 
@@ -157,8 +173,10 @@ ImportResult import_checked(const ImportOptions& options, Inputs& inputs) {
     std::string root = root_of(options.db);
     ExtraInputs extra;
     extra.aliases = inputs.aliases ? &*inputs.aliases : nullptr;
+    extra.blocks = inputs.blocks ? &*inputs.blocks : nullptr;
     extra.bytes = inputs.segments.size() + inputs.profiles.size() +
-                  (inputs.aliases ? inputs.aliases->size() : 0);
+                  (inputs.aliases ? inputs.aliases->size() : 0) +
+                  (inputs.blocks ? inputs.blocks->size() : 0);
     try {
         ImportResult result = import_locked(root, options, inputs.catalogue, inputs.profiles, extra);
         result.prune = prune_snapshots(root, options.keep);

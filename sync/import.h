@@ -1,4 +1,4 @@
-// `segsync import`: segments + profiles (+ aliases) NDJSON files -> one new
+// `segsync import`: segments + profiles (+ aliases, blocks) NDJSON files -> one new
 // published snapshot, all or nothing. The stages live in sources (read),
 // validate (check), write (build + verify) and publish (lock, flip, prune).
 #pragma once
@@ -20,6 +20,7 @@ struct ImportOptions {
     std::string segments_path;  // NDJSON, one segment definition per line
     std::string profiles_path;  // NDJSON, one visitor per line; streamed
     std::string aliases_path;   // optional NDJSON, anonymous -> known; streamed
+    std::string blocks_path;    // optional NDJSON, block contents
     std::string orders_path;    // optional: RFM attributes computed into the snapshot
     RfmThresholds rfm;
     std::int64_t as_of = 0;     // "now" for lifecycle ages; 0: the current time
@@ -38,6 +39,7 @@ struct ImportResult {
     std::size_t aliases = 0;
     std::size_t attributes = 0;
     RfmStats rfm;               // when orders were given
+    std::size_t blocks = 0;
     std::string snapshot_path;  // DB/snapshots/NAME
     PruneReport prune;
 };

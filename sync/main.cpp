@@ -26,7 +26,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: segsync import --db DIR --segments FILE --profiles FILE [--aliases FILE]\n"
-    "                      [--orders FILE] [--as-of UNIX_SECONDS] [--source LABEL] [--keep N]\n"
+    "                      [--blocks FILE] [--orders FILE] [--as-of UNIX_SECONDS]\n"
+    "                      [--source LABEL] [--keep N]\n"
     "       segsync run --config FILE [--once]\n"
     "       segsync status (--db DIR | --config FILE) [--json]\n"
     "       segsync verify (--db DIR | --config FILE)\n"
@@ -43,6 +44,7 @@ constexpr const char* kUsage =
     "  --segments FILE  segment definitions: {\"name\":...,\"description\":...,\"owner\":...,\"priority\":N}\n"
     "  --profiles FILE  visitors: {\"id\":...,\"kind\":\"anonymous\"|\"known\",\"segments\":[...],\"attributes\":{...}}\n"
     "  --aliases FILE   identity links: {\"anonymous\":...,\"known\":...}\n"
+    "  --blocks FILE    content blocks: {\"block\":...,\"segment\":...,\"html\":...}\n"
     "  --orders FILE    orders {\"customer\":...,\"at\":...,\"amount\":...}: adds RFM and lifecycle attributes\n"
     "  --as-of T        \"now\" for lifecycle stages, unix seconds (default: the current time)\n"
     "  --source LABEL   recorded in the snapshot (default: import)\n"
@@ -80,7 +82,7 @@ struct Command {
 
 // Options that take a value, and flags, per command.
 const std::map<std::string, std::pair<std::set<std::string>, std::set<std::string>>> kCommands = {
-    {"import", {{"--db", "--segments", "--profiles", "--aliases", "--orders", "--as-of", "--source", "--keep"}, {}}},
+    {"import", {{"--db", "--segments", "--profiles", "--aliases", "--blocks", "--orders", "--as-of", "--source", "--keep"}, {}}},
     {"run", {{"--config"}, {"--once"}}},
     {"status", {{"--db", "--config"}, {"--json"}}},
     {"verify", {{"--db", "--config"}, {}}},
@@ -174,6 +176,7 @@ int run_import(const Command& c) {
     o.segments_path = c.get("--segments");
     o.profiles_path = c.get("--profiles");
     o.aliases_path = c.get("--aliases");
+    o.blocks_path = c.get("--blocks");
     o.orders_path = c.get("--orders");
     if (c.has("--source")) o.source = c.get("--source");
     if (c.has("--keep")) o.keep = static_cast<unsigned>(parse_number("--keep", c.get("--keep"), 1, 1000000));
@@ -190,6 +193,7 @@ int run_import(const Command& c) {
     std::cout << "segsync: published generation " << result.generation << " (" << result.segments
               << " segments, " << result.profiles << " profiles, " << result.attributes
               << " attributes" << (o.aliases_path.empty() ? "" : ", " + std::to_string(result.aliases) + " aliases")
+              << (o.blocks_path.empty() ? "" : ", " + std::to_string(result.blocks) + " block contents")
               << ") as " << result.snapshot_path << std::endl;
     return 0;
 }

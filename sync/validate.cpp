@@ -5,6 +5,7 @@
 #include <climits>
 #include <initializer_list>
 
+#include "segcore/block_scanner.h"
 #include "segcore/visitor_id.h"
 #include "sync/sources.h"
 
@@ -41,10 +42,12 @@ std::int32_t priority(const json& object, const Location& where) {
     return static_cast<std::int32_t>(it->get<std::int64_t>());
 }
 
-std::string segment_name(const json& object, const Location& where) {
-    const std::string& name = as_string(required(object, "name", where), "name", where);
+// Segment and block names share one rule (schema::is_valid_segment_name).
+std::string name_field(const json& object, std::string_view field, std::string_view kind,
+                       const Location& where) {
+    const std::string& name = as_string(required(object, field, where), field, where);
     if (!schema::is_valid_segment_name(name))
-        throw ImportError(where, "invalid segment name " + quote(name) + ": use 1.." +
+        throw ImportError(where, "invalid " + std::string(kind) + " name " + quote(name) + ": use 1.." +
                                      std::to_string(schema::kMaxSegmentNameSize) +
                                      " characters of a-z, 0-9, _ and -");
     return name;
@@ -156,6 +159,21 @@ std::vector<std::uint32_t> parse_segment_names(const json& names, const Catalogu
 }
 
 namespace {
+
+// Fragments are inserted as they are, never scanned, so a marker inside one
+// would reach the visitor's browser verbatim: almost certainly a copy-paste
+// of page markup that was meant to be trimmed.
+std::string fragment(const json& object, const Location& where) {
+    const std::string& html = as_string(required(object, "html", where), "html", where);
+    if (html.size() > schema::kMaxFragmentSize)
+        throw ImportError(where, field_name("html") + " is " + std::to_string(html.size()) +
+                                     " bytes, at most " + std::to_string(schema::kMaxFragmentSize));
+    for (auto marker : {segcore::BlockScanner::kOpenPrefix, segcore::BlockScanner::kClosePrefix})
+        if (html.find(marker) != std::string::npos)
+            throw ImportError(where, field_name("html") + " contains a block marker " + quote(marker) +
+                                         ": fragments are inserted as they are, blocks do not nest");
+    return html;
+}
 
 std::string known_id(const json& object, const Location& where) {
     const std::string& id = as_string(required(object, "known", where), "known", where);
@@ -275,7 +293,7 @@ void apply_attribute_changes(std::vector<schema::AttributeValue>& values,
 void Catalogue::add(const json& object, const Location& where) {
     check_fields(object, {"name", "description", "owner", "priority"}, where);
     schema::SegmentDef def;
-    def.name = segment_name(object, where);
+    def.name = name_field(object, "name", "segment", where);
     def.description = optional_text(object, "description", where);
     def.owner = optional_text(object, "owner", where);
     def.priority = priority(object, where);
@@ -320,6 +338,30 @@ Profile parse_profile(const json& object, const Catalogue& catalogue,
         apply_attribute_changes(profile.attributes,
                                 parse_attributes(*given, attributes, false, where));
     return profile;
+}
+
+BlockContent parse_block(const json& object, const Catalogue& catalogue, const Location& where) {
+    check_fields(object, {"block", "segment", "html"}, where);
+    BlockContent content;
+    content.block = name_field(object, "block", "block", where);
+    const std::string& segment = as_string(required(object, "segment", where), "segment", where);
+    auto id = catalogue.find(segment);
+    if (!id) throw ImportError(where, "unknown segment " + quote(segment));
+    content.segment = *id;
+    content.html = fragment(object, where);
+    return content;
+}
+
+void BlockIndex::add(const BlockContent& content, const Catalogue& catalogue, const Location& where) {
+    auto [it, inserted] = lines_.emplace(std::make_pair(content.block, content.segment), where.line);
+    if (!inserted)
+        throw ImportError(where, "duplicate content for block " + quote(content.block) + " and segment " +
+                                     quote(catalogue.segments()[content.segment - 1].name) +
+                                     " (first on line " + std::to_string(it->second) + ")");
+    if (names_.size() == schema::kMaxBlocks && !names_.count(content.block))
+        throw ImportError(where, "too many blocks: at most " + std::to_string(schema::kMaxBlocks) +
+                                     " distinct block names");
+    names_.insert(content.block);
 }
 
 std::optional<std::size_t> find_profile_line(const std::string& path, const Visitor& visitor,

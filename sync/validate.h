@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -114,6 +115,31 @@ void check_visitor_id(const Visitor& visitor, const Location& where);
 // A "segments" array of names: ids in stored order, each once.
 std::vector<std::uint32_t> parse_segment_names(const nlohmann::json& names,
                                                const Catalogue& catalogue, const Location& where);
+
+// One line of the blocks file: the HTML shown in `block` to visitors whose
+// highest-priority segment with content for that block is `segment`.
+struct BlockContent {
+    std::string block;
+    std::uint32_t segment = 0;
+    std::string html;
+};
+
+// Validates one blocks-file record against the catalogue. Throws ImportError
+// at `where`.
+BlockContent parse_block(const nlohmann::json& object, const Catalogue& catalogue,
+                         const Location& where);
+
+// The blocks file's cross-line rules: each (block, segment) once, at most
+// schema::kMaxBlocks block names. Small enough to keep in memory.
+class BlockIndex {
+public:
+    // Throws ImportError at `where`, naming the first line of a duplicate.
+    void add(const BlockContent& content, const Catalogue& catalogue, const Location& where);
+
+private:
+    std::map<std::pair<std::string, std::uint32_t>, std::size_t> lines_;
+    std::set<std::string, std::less<>> names_;
+};
 
 // The line of the first profile for `visitor` in `path` before line `before`,
 // found by reading the file again. Only called on the error path, so the

@@ -40,6 +40,7 @@ std::string compare(const std::string& dir, const SnapshotExpectation& expected)
         return mismatch("aliases", expected.aliases, counts.aliases);
     if (counts.attributes != expected.attributes)
         return mismatch("attributes", expected.attributes, counts.attributes);
+    if (counts.blocks != expected.blocks) return mismatch("blocks", expected.blocks, counts.blocks);
     return {};
 }
 
@@ -65,6 +66,7 @@ SnapshotWriter::SnapshotWriter(const std::string& dir, std::size_t map_size) : d
     profiles_db_ = txn_->open_db(schema::kProfilesDb, MDB_CREATE);
     aliases_db_ = txn_->open_db(schema::kAliasesDb, MDB_CREATE);
     attributes_db_ = txn_->open_db(schema::kAttributesDb, MDB_CREATE);
+    blocks_db_ = txn_->open_db(schema::kBlocksDb, MDB_CREATE);
 }
 
 void SnapshotWriter::put_meta(const segcore::SnapshotMeta& meta, const FeedPositions& feeds) {
@@ -105,6 +107,13 @@ bool SnapshotWriter::put_new(MDB_dbi dbi, std::string_view key, std::string_view
         throw;
     }
     return true;
+}
+
+void SnapshotWriter::put_block(const BlockContent& content) {
+    char key[schema::kMaxBlockKeySize];
+    std::size_t size = schema::encode_block_key(content.block, content.segment, {}, key);
+    if (size == 0) throw ImportError("internal error: unvalidated block name");
+    txn_->put(blocks_db_, std::string_view(key, size), content.html);
 }
 
 void SnapshotWriter::checkpoint() {

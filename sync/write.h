@@ -49,6 +49,7 @@ public:
     void checkpoint();
     // The open write transaction, for stages that edit what was written.
     segcore::Txn& txn() { return *txn_; }
+    void put_block(const BlockContent& content);
     // Commits, closes the environment and sets the modes nginx workers need.
     void finish();
 
@@ -65,6 +66,7 @@ private:
     MDB_dbi profiles_db_ = 0;
     MDB_dbi aliases_db_ = 0;
     MDB_dbi attributes_db_ = 0;
+    MDB_dbi blocks_db_ = 0;
 };
 
 struct SnapshotExpectation {
@@ -73,6 +75,7 @@ struct SnapshotExpectation {
     std::size_t profiles = 0;
     std::size_t aliases = 0;
     std::size_t attributes = 0;
+    std::size_t blocks = 0;
 };
 
 // Opens `dir` with segcore::Snapshot (the reader the module uses), walks all

@@ -22,6 +22,13 @@ struct Profile {
     segcore::schema::VisitorKind kind = segcore::schema::VisitorKind::anonymous;
 };
 
+struct Block {
+    std::string block;
+    std::uint32_t segment = 0;
+    std::string html;
+    std::string variant;
+};
+
 struct Alias {
     std::string anonymous;
     std::string known;
@@ -34,6 +41,8 @@ struct SnapshotSpec {
     std::vector<Profile> profiles;
     std::vector<Alias> aliases;
     bool aliases_db = true;  // false: a v1 snapshot from before aliases
+    std::vector<Block> blocks;
+    bool blocks_db = true;  // false: a snapshot missing a required database
 };
 
 // A canonical anonymous id that reads as `label` when decoded: the label's
@@ -62,6 +71,14 @@ inline void write_snapshot(const std::string& dir, const SnapshotSpec& spec) {
     auto meta = txn.open_db(schema::kMetaDb, MDB_CREATE);
     auto segments = txn.open_db(schema::kSegmentsDb, MDB_CREATE);
     auto profiles = txn.open_db(schema::kProfilesDb, MDB_CREATE);
+    if (spec.blocks_db) {
+        auto blocks = txn.open_db(schema::kBlocksDb, MDB_CREATE);
+        for (const auto& b : spec.blocks) {
+            char key[schema::kMaxBlockKeySize];
+            auto len = schema::encode_block_key(b.block, b.segment, b.variant, key);
+            txn.put(blocks, std::string_view(key, len), b.html);
+        }
+    }
     txn.put(meta, schema::kMetaSchemaVersion, schema::encode_u32(spec.schema_version));
     txn.put(meta, schema::kMetaGeneration, schema::encode_u64(spec.generation));
     txn.put(meta, schema::kMetaBuiltAt, schema::encode_u64(1700000000));

@@ -201,6 +201,25 @@ TEST_CASE("fetching a snapshot checks its manifest, checksums and signature", "[
                       Catch::Contains("missing " + drop + "/1.snapshot.json.sig"));
 }
 
+TEST_CASE("a snapshot manifest may name a blocks file, which becomes --blocks", "[feed][blocks]") {
+    fixture::TempDir tmp;
+    std::string drop = tmp.path() + "/drop";
+    write_file(drop + "/s1/segments.ndjson", "{\"name\":\"vip\"}\n");
+    write_file(drop + "/s1/profiles.ndjson", "");
+    std::string blocks = write_file(drop + "/s1/blocks.ndjson", "{\"block\":\"hero\",\"segment\":\"vip\",\"html\":\"x\"}\n");
+    write_file(drop + "/1.snapshot.json", R"({"segments":{"file":"s1/segments.ndjson"},"profiles":{"file":"s1/profiles.ndjson"},)"
+                                          R"("blocks":{"file":"s1/blocks.ndjson"}})");
+    segsync::SourceConfig config;
+    config.name = "drop";
+    config.path = drop;
+    auto source = segsync::make_directory_source(config);
+    segsync::FetchedFeed feed;
+    segsync::fetch_feed(*source, "1.snapshot.json", nullptr, feed);
+    segsync::ImportOptions options;
+    segsync::set_snapshot_files(feed, options);
+    CHECK(options.blocks_path == blocks);
+}
+
 TEST_CASE("the example config in conf/ loads", "[config]") {
     auto binary = fixture::segsync_binary();
     if (binary.empty()) return;

@@ -18,9 +18,12 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "segcore/keys.h"
 #include "segcore/signed_id.h"
@@ -73,6 +76,7 @@ struct ImportFixture {
     std::string db = tmp.path() + "/db";
     std::string segments = write_file(tmp.path() + "/segments.ndjson", kSegments);
     std::string profiles = write_file(tmp.path() + "/profiles.ndjson", kProfiles);
+    std::string blocks;  // set by tests that import blocks
     unsigned keep = 2;
 
     segsync::ImportOptions options() const {
@@ -80,6 +84,7 @@ struct ImportFixture {
         o.db = db;
         o.segments_path = segments;
         o.profiles_path = profiles;
+        o.blocks_path = blocks;
         o.keep = keep;
         return o;
     }
@@ -126,6 +131,26 @@ unsigned mode_of(const std::string& path) {
     struct stat st;
     REQUIRE(stat(path.c_str(), &st) == 0);
     return st.st_mode & 07777;
+}
+
+std::string block_line(const std::string& block, const std::string& segment, const std::string& html) {
+    nlohmann::json line = {{"block", block}, {"segment", segment}, {"html", html}};
+    return line.dump() + "\n";
+}
+
+// block name -> fragment, for a visitor with these segment ids
+std::map<std::string, std::string> blocks_for(segcore::Snapshot& snapshot,
+                                              std::vector<std::uint32_t> visitor) {
+    struct Sink : segcore::FragmentSink {
+        void take(std::size_t i, std::string_view html) override { got.emplace_back(i, html); }
+        std::vector<std::pair<std::size_t, std::string>> got;
+    } sink;
+    std::vector<segcore::BlockChoice> choices(snapshot.blocks().size());
+    std::size_t n = snapshot.blocks().choose(visitor.data(), visitor.size(), choices.data());
+    snapshot.read_fragments(choices.data(), n, sink);
+    std::map<std::string, std::string> result;
+    for (const auto& [i, html] : sink.got) result[snapshot.blocks().name(choices[i].block)] = html;
+    return result;
 }
 
 }  // namespace
@@ -325,6 +350,77 @@ TEST_CASE("a missing input file is named and changes nothing", "[import]") {
     CHECK(entries(f.db + "/snapshots", ".staging-").empty());
 }
 
+TEST_CASE("block contents are imported, verified and chosen by segment priority", "[import][blocks]") {
+    ImportFixture f;
+    f.blocks = write_file(f.tmp.path() + "/blocks.ndjson",
+                          block_line("hero", "vip", "<h2>Welcome back</h2>") +
+                              block_line("hero", "newsletter", "<h2>Read this week's issue</h2>") + "\n" +
+                              block_line("offer", "cart_abandoner", "<p>Your cart misses you \xe2\x9d\xa4</p>") +
+                              block_line("signup", "newsletter", "") +
+                              block_line("big", "tie", std::string(schema::kMaxFragmentSize, 'x')));
+    auto result = f.import();
+    CHECK(result.blocks == 5);
+
+    segcore::Snapshot snapshot(f.db + "/current");
+    CHECK(snapshot.verify().blocks == 5);
+    // v-1001 is vip, cart_abandoner, newsletter, tie (ids 1, 3, 2, 4)
+    CHECK(blocks_for(snapshot, {1, 3, 2, 4}) ==
+          std::map<std::string, std::string>{{"hero", "<h2>Welcome back</h2>"},
+                                             {"offer", "<p>Your cart misses you \xe2\x9d\xa4</p>"},
+                                             {"signup", ""},
+                                             {"big", std::string(schema::kMaxFragmentSize, 'x')}});
+    CHECK(blocks_for(snapshot, {2}) == std::map<std::string, std::string>{
+                                           {"hero", "<h2>Read this week's issue</h2>"}, {"signup", ""}});
+}
+
+TEST_CASE("bad block contents are rejected with FILE:LINE and publish nothing", "[import][blocks]") {
+    ImportFixture f;
+    f.import();
+    const std::string target = current_target(f.db);
+    const std::string good = block_line("hero", "vip", "<h2>Hi</h2>");
+    std::string many;
+    for (std::size_t i = 0; i <= schema::kMaxBlocks; ++i) many += block_line("b" + std::to_string(i), "vip", "");
+    struct Bad {
+        std::string lines;
+        int line;
+        std::string message;
+    };
+    std::vector<Bad> bad = {
+        {good + block_line("hero", "vipp", "x"), 2, R"(unknown segment "vipp")"},
+        {block_line("Hero", "vip", "x"), 1, R"(invalid block name "Hero": use 1..64 characters)"},
+        {block_line(std::string(65, 'h'), "vip", "x"), 1, "invalid block name"},
+        {block_line("he ro", "vip", "x"), 1, "invalid block name"},
+        {good + "\n" + block_line("offer", "vip", "") + block_line("hero", "vip", "<h2>Again</h2>"), 4,
+         R"(duplicate content for block "hero" and segment "vip" (first on line 1))"},
+        {block_line("hero", "vip", std::string(schema::kMaxFragmentSize + 1, 'x')), 1,
+         R"(field "html" is 65537 bytes, at most 65536)"},
+        {block_line("hero", "vip", "<div><!--segedge:inner-->x<!--/segedge:inner--></div>"), 1,
+         R"(field "html" contains a block marker "<!--segedge:")"},
+        {block_line("hero", "vip", "x<!--/segedge:hero-->"), 1, "contains a block marker"},
+        {R"({"block":"hero","segment":"vip","html":"x","variant":"b"})" "\n", 1, R"(unknown field "variant")"},
+        {R"({"block":"hero","html":"x"})" "\n", 1, R"(missing field "segment")"},
+        {R"({"block":"hero","segment":"vip"})" "\n", 1, R"(missing field "html")"},
+        {R"({"block":"hero","segment":"vip","html":null})" "\n", 1, R"(field "html" must be a string, got null)"},
+        {R"({"block":7,"segment":"vip","html":""})" "\n", 1, R"(field "block" must be a string, got number)"},
+        {"{\"block\":\"hero\",\n", 1, "invalid JSON"},
+        {many, static_cast<int>(schema::kMaxBlocks) + 1, "too many blocks: at most 256 distinct block names"},
+    };
+    f.blocks = f.tmp.path() + "/blocks.ndjson";
+    for (const auto& b : bad) {
+        INFO(b.message);
+        write_file(f.blocks, b.lines);
+        std::string message = error_of(f.options());
+        CHECK(message.rfind(f.blocks + ":" + std::to_string(b.line) + ": ", 0) == 0);
+        CHECK_THAT(message, Catch::Contains(b.message));
+        CHECK(current_target(f.db) == target);
+        CHECK(entries(f.db + "/snapshots", ".staging-").empty());
+    }
+    auto options = f.options();
+    options.blocks_path = f.tmp.path() + "/no-such.ndjson";
+    CHECK(error_of(options) == options.blocks_path + ": cannot open: No such file or directory");
+    CHECK(current_target(f.db) == target);
+}
+
 TEST_CASE("empty inputs publish an empty snapshot", "[import]") {
     ImportFixture f;
     write_file(f.segments, "");
@@ -501,10 +597,12 @@ TEST_CASE("the demo data imports and holds the visitors the demo prints", "[impo
     options.segments_path = demo + "/segments.ndjson";
     options.profiles_path = demo + "/profiles.ndjson";
     options.aliases_path = demo + "/aliases.ndjson";
+    options.blocks_path = demo + "/blocks.ndjson";
     auto result = segsync::run_import(options);
     CHECK(result.segments >= 6);
     CHECK(result.profiles >= 30);
     CHECK(result.aliases >= 1);
+    CHECK(result.blocks >= 4);
 
     segcore::Snapshot snapshot(options.db + "/current");
     auto names = [&](const std::vector<std::uint32_t>& ids) {
@@ -524,6 +622,15 @@ TEST_CASE("the demo data imports and holds the visitors the demo prints", "[impo
     char known[schema::kMaxVisitorIdSize];
     std::size_t n = segcore::Snapshot::Read(snapshot).alias("ZGVtby1hbGlhcy12aXNpdA", known);
     CHECK(std::string(known, n) == "cust-10001");
+    // What conf/demo.sh and the browser test show.
+    auto vip = blocks_for(snapshot, lookup(snapshot, VisitorKind::anonymous, "ZGVtby12aXAtdmlzaXRvcg"));
+    CHECK_THAT(vip["hero"], Catch::Contains("Welcome back, valued customer"));
+    CHECK_THAT(vip["offer"], Catch::Contains("Free express shipping"));
+    CHECK(vip.at("newsletter").empty());
+    auto newcomer = blocks_for(snapshot, lookup(snapshot, VisitorKind::anonymous, "ZGVtby1uZXctdmlzaXRvcg"));
+    CHECK_THAT(newcomer["hero"], Catch::Contains("HELLO10"));
+    CHECK_THAT(newcomer["offer"], Catch::Contains("Shipping is on us"));
+    CHECK(newcomer.count("newsletter") == 0);
     for (std::uint32_t id = 1; id <= snapshot.segment_count(); ++id) {
         INFO("segment " << id);
         CHECK(!snapshot.segment(id)->description.empty());
@@ -557,6 +664,13 @@ TEST_CASE("the segsync command line reports success, data errors and usage error
     CHECK(run_cli("frobnicate", out, err) == 2);
     CHECK(run_cli("import --db " + f.db, out, err) == 2);
     CHECK(run_cli(import + " --keep 0", out, err) == 2);
+    write_file(f.profiles, kProfiles);
+    f.blocks = write_file(f.tmp.path() + "/blocks.ndjson", block_line("hero", "vip", "<h2>Hi</h2>"));
+    CHECK(run_cli(import + " --blocks " + f.blocks, out, err) == 0);
+    CHECK_THAT(read_file(out), Catch::Contains("(4 segments, 4 profiles, 0 attributes, 1 block contents)"));
+    write_file(f.blocks, block_line("hero", "vipp", ""));
+    CHECK(run_cli(import + " --blocks=" + f.blocks, out, err) == 1);
+    CHECK(read_file(err) == "segsync: " + f.blocks + ":1: unknown segment \"vipp\"\n");
     CHECK(run_cli(import + " --bogus x", out, err) == 2);
     CHECK(run_cli("--help", out, err) == 0);
     CHECK_THAT(read_file(out), Catch::Contains("usage: segsync import"));

@@ -88,3 +88,35 @@ TEST_CASE("meta integers round-trip and reject wrong sizes", "[schema]") {
     CHECK_FALSE(schema::decode_u64(schema::encode_u32(1)));
     CHECK_FALSE(schema::decode_u32(""));
 }
+
+TEST_CASE("block keys group a block's contents and leave room for variants", "[schema][blocks]") {
+    char key[schema::kMaxBlockKeySize];
+    std::size_t n = schema::encode_block_key("hero", 0x01020304, "", key);
+    CHECK(std::string(key, n) == std::string("hero\0\x01\x02\x03\x04", 9));
+    auto decoded = schema::decode_block_key(std::string_view(key, n));
+    REQUIRE(decoded);
+    CHECK(decoded->block == "hero");
+    CHECK(decoded->segment == 0x01020304u);
+    CHECK(decoded->variant.empty());
+
+    n = schema::encode_block_key("hero", 7, "variant-b", key);
+    decoded = schema::decode_block_key(std::string_view(key, n));
+    REQUIRE(decoded);
+    CHECK(decoded->variant == "variant-b");
+
+    // "hero" sorts before "hero-2" whatever the segment ids.
+    char other[schema::kMaxBlockKeySize];
+    std::size_t m = schema::encode_block_key("hero-2", 0, "", other);
+    n = schema::encode_block_key("hero", 0xffffffff, "", key);
+    CHECK(std::string(key, n) < std::string(other, m));
+
+    std::string longest(schema::kMaxBlockNameSize, 'b'), variant(schema::kMaxVariantNameSize, 'v');
+    CHECK(schema::encode_block_key(longest, 1, variant, key) == schema::kMaxBlockKeySize);
+    CHECK(schema::encode_block_key(longest + "b", 1, "", key) == 0);
+    CHECK(schema::encode_block_key("Hero", 1, "", key) == 0);
+    CHECK(schema::encode_block_key("hero", 1, "Bad", key) == 0);
+    CHECK_FALSE(schema::decode_block_key(std::string("hero\0\1\2\3", 8)));
+    CHECK_FALSE(schema::decode_block_key("hero"));
+    CHECK_FALSE(schema::decode_block_key(std::string("\0\0\0\0\1", 5)));
+    CHECK_FALSE(schema::decode_block_key(std::string("hero\0\0\0\0\1x y", 12)));
+}

@@ -47,11 +47,19 @@ package SegEdge::Test;
 #   http($raw)                     -> the raw response, for odd requests
 #   http_get($path, %headers)      -> response: ->status ->header($n) ->value($n)
 #   http_get10(...), http_get09($path)   HTTP/1.0 and HTTP/0.9 (body only)
-#   import_snapshot($db, $segments_ndjson, $profiles_ndjson, [$source, $aliases_ndjson])
+#   import_snapshot($db, $segments_ndjson, $profiles_ndjson,
+#                   [$source, $aliases_ndjson, $blocks_ndjson])
 #                                  -> (exit status, output) of `segsync import`
 #   visitor_id($label)             -> the canonical anonymous id that decodes to
 #                                     $label (its first 16 bytes, zero-padded)
 #   segsync(@args)                 -> (exit status, output) of `segsync @args`
+#   start_upstream($port, $handler)  a forked loopback HTTP server: calls
+#                                  $handler->($socket, $request_head) per
+#                                  connection, each in its own process
+#   outdir()                       build/test-output/<test name>/, kept after
+#                                  the run for artefacts such as screenshots
+#                                  (SEGEDGE_TEST_OUTPUT overrides build/test-output)
+#   skip_all($reason)              skips the whole file (nothing to check after)
 #   testdir() port([2]) error_log_size() error_log_text([$from]) wait_until(...)
 #   read_text($path) write_text($path, $text) run_cmd(@cmd) worker_pids()
 #   spawn($log, @cmd)              -> pid of a background command (output
@@ -79,11 +87,11 @@ use Time::HiRes qw(sleep time);
 require Exporter;
 our @ISA = ('Exporter');
 our @EXPORT = qw(
-    testdir port module_path segsync_path nginx_path
+    testdir outdir port module_path segsync_path nginx_path
     write_config start_nginx stop_nginx reload_nginx nginx_t nginx_t_fails nginx_pid worker_pids
     http http_get http_get10 http_get09 parse_response
     import_snapshot visitor_id segsync run_cmd error_log_size error_log_text read_text write_text
-    wait_until done_testing spawn drop_file
+    wait_until done_testing spawn drop_file start_upstream skip_all
 );
 
 my $REPO = abs_path(dirname(__FILE__) . '/../../..');
@@ -97,7 +105,7 @@ my @FORBIDDEN = ('[alert]', '[emerg]', 'exited on signal', 'AddressSanitizer',
 
 my $owner_pid = $$;     # forked children must not stop nginx or run checks
 my $finished = 0;
-my ($dir, @ports, $running, $conf_serial, $feed_serial, @spawned);
+my ($dir, @ports, $running, $conf_serial, $feed_serial, @spawned, @upstreams);
 
 sub import {
     my $caller = caller;
@@ -127,6 +135,13 @@ sub testdir {
     chmod 0755, $dir;
     Test::More::diag("test dir: $dir") if $keep;
     return $dir;
+}
+
+sub outdir {
+    my $name = $0 =~ m{([^/]+?)(?:\.t)?$} ? $1 : 'test';
+    my $out = ($ENV{SEGEDGE_TEST_OUTPUT} // "$REPO/build/test-output") . "/$name";
+    make_path($out);
+    return $out;
 }
 
 # port() or port(1): the main port; port(2): a second one.
@@ -416,25 +431,68 @@ sub parse_response {
     return $r;
 }
 
+# Forks a server on 127.0.0.1:$port in a process group of its own, so that
+# it and its per-connection children are stopped together at the end.
+sub start_upstream {
+    my ($port, $handler) = @_;
+    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+                                       Proto => 'tcp', Listen => 64, ReuseAddr => 1)
+        or die "cannot listen on 127.0.0.1:$port: $!\n";
+    my $pid = fork // die "fork: $!";
+    if ($pid) {
+        close $listen;
+        push @upstreams, $pid;
+        return $pid;
+    }
+    setpgrp(0, 0);
+    $SIG{CHLD} = 'IGNORE';
+    while (my $client = $listen->accept) {
+        my $child = fork // next;
+        if ($child) {
+            close $client;
+            next;
+        }
+        binmode $client;
+        my $head = '';
+        while ($head !~ /\r\n\r\n/) {
+            my $n = sysread($client, $head, 4096, length $head) or last;
+        }
+        eval { $handler->($client, $head); 1 } or print STDERR "upstream: $@";
+        close $client;
+        POSIX::_exit(0);
+    }
+    POSIX::_exit(0);
+}
+
+sub _stop_upstreams {
+    for my $pid (splice @upstreams) {
+        kill 'TERM', -$pid;
+        waitpid $pid, 0;
+    }
+}
+
 # ---------------------------------------------------------------- data
 
-# Writes the feeds into TESTDIR/feed-N/ and runs `segsync import`. $db is
-# relative to the test dir unless absolute. Returns (status, output).
+# Writes the feeds into TESTDIR/feed-N/ and runs `segsync import` (with
+# --aliases and --blocks when those feeds are given). $db is relative to the
+# test dir unless absolute. Returns (status, output).
 sub import_snapshot {
-    my ($db, $segments, $profiles, $source, $aliases) = @_;
+    my ($db, $segments, $profiles, $source, $aliases, $blocks) = @_;
     my $d = testdir();
     $db = "$d/$db" unless $db =~ m{^/};
     my $feed = "$d/feed-" . ++$feed_serial;
     make_path($feed);
     write_text("$feed/segments.ndjson", $segments);
     write_text("$feed/profiles.ndjson", $profiles);
-    my @aliases;
-    if (defined $aliases) {
-        write_text("$feed/aliases.ndjson", $aliases);
-        @aliases = ('--aliases', "$feed/aliases.ndjson");
+    my @optional;
+    for ([aliases => $aliases], [blocks => $blocks]) {
+        my ($name, $feed_text) = @$_;
+        next unless defined $feed_text;
+        write_text("$feed/$name.ndjson", $feed_text);
+        push @optional, "--$name", "$feed/$name.ndjson";
     }
     return segsync('import', '--db', $db, '--segments', "$feed/segments.ndjson",
-                   '--profiles', "$feed/profiles.ndjson", @aliases, '--source', $source // 'test');
+                   '--profiles', "$feed/profiles.ndjson", @optional, '--source', $source // 'test');
 }
 
 sub segsync {
@@ -493,12 +551,18 @@ sub _finish {
         waitpid $pid, 0;
     }
     eval { stop_nginx(); 1 } or Test::More::diag("stopping nginx: $@");
+    _stop_upstreams();
     my $log = $dir ? read_text("$dir/error.log") : undef;
     my @bad = grep { my $l = $_; grep { index($l, $_) >= 0 } @FORBIDDEN }
               split /\n/, $log // '';
     Test::More::ok(!@bad, 'error.log has no alert, emerg, crash or sanitizer report')
         or Test::More::diag(join "\n", 'offending error.log lines:',
                             @bad > 40 ? (@bad[0 .. 39], '...') : @bad);
+}
+
+sub skip_all {
+    $finished = 1;
+    Test::More::plan(skip_all => $_[0]);
 }
 
 sub done_testing {

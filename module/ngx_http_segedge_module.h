@@ -1,0 +1,80 @@
+/*
+ * What the two modules in ngx_http_segedge_module.so share: the request
+ * ctx with the visitor's resolved segments, its one getter, the snapshot in
+ * use and the fail-open logger.
+ */
+
+#ifndef _NGX_HTTP_SEGEDGE_MODULE_H_INCLUDED_
+#define _NGX_HTTP_SEGEDGE_MODULE_H_INCLUDED_
+
+extern "C" {
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+}
+
+#include <cstdint>
+
+#include "segcore/visitor_id.h"
+
+namespace segcore { class Snapshot; }
+
+
+/* Fail-open causes, each logged at most once per interval per worker. */
+enum ngx_http_segedge_failure_e {
+    NGX_HTTP_SEGEDGE_FAIL_DB = 0,
+    NGX_HTTP_SEGEDGE_FAIL_LOOKUP,
+    NGX_HTTP_SEGEDGE_FAIL_COOKIE,
+    NGX_HTTP_SEGEDGE_FAIL_ISSUE,
+    NGX_HTTP_SEGEDGE_FAIL_BLOCKS,
+    NGX_HTTP_SEGEDGE_FAIL_LAST
+};
+
+
+typedef struct ngx_http_segedge_loc_conf_s  ngx_http_segedge_loc_conf_t;
+typedef struct ngx_http_segedge_blocks_s    ngx_http_segedge_blocks_t;
+
+
+typedef struct {
+    ngx_str_t                   segments;
+    ngx_str_t                   visitor;
+    ngx_str_t                   generation;
+    ngx_str_t                   known;
+    ngx_str_t                   consent;
+
+    /* an id issued for this request, and the conf to send it with */
+    u_char                      issued[segcore::kVisitorIdLength];
+    ngx_http_segedge_loc_conf_t  *issuer;
+
+    /*
+     * The visitor's segment ids, highest priority first. They mean something
+     * only in the snapshot they were read from, identified by the generation
+     * it was opened at (0: no snapshot); delta batches move $segedge_generation
+     * but never the segment ids or this.
+     */
+    uint32_t                   *segment_ids;
+    ngx_uint_t                  nsegment_ids;
+    uint64_t                    snapshot_opened;
+
+    /* the block content chosen for the visitor, set on first use by the
+       filter module */
+    ngx_http_segedge_blocks_t  *blocks;
+} ngx_http_segedge_ctx_t;
+
+
+ngx_http_segedge_ctx_t *ngx_http_segedge_get_ctx(ngx_http_request_t *r);
+
+/* The snapshot in use by this worker, or NULL. Valid until the next request
+   resolves segments (which may switch to a newer one). */
+segcore::Snapshot *ngx_http_segedge_current_snapshot(ngx_http_request_t *r);
+
+void ngx_http_segedge_fail_open(ngx_log_t *log, ngx_uint_t level,
+    ngx_http_segedge_failure_e cause, const char *what);
+
+
+extern "C" {
+extern ngx_module_t  ngx_http_segedge_module;
+extern ngx_module_t  ngx_http_segedge_filter_module;
+}
+
+#endif /* _NGX_HTTP_SEGEDGE_MODULE_H_INCLUDED_ */
