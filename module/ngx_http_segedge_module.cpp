@@ -482,7 +482,7 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
                                              ctx->nsegment_ids);
 
         } catch (const std::exception &e) {
-            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "segedge: cannot count: %s", e.what());
         }
     }

@@ -51,6 +51,11 @@ public:
         }
         out += ' ' + std::to_string(value) + '\n';
     }
+    // A family of one unlabelled sample.
+    void single(const Family& f, std::uint64_t value) {
+        family(f);
+        sample(f.name, value);
+    }
     std::string out;
 };
 
@@ -165,44 +170,47 @@ std::string render_prometheus(const RenderInput& in) {
     const Zone& z = *in.zone;
     const WorkerGauges& g = in.gauges;
     Text t;
-    t.family({"segedge_requests_total", "counter", "Requests whose visitor segments were resolved."});
-    t.sample("segedge_requests_total", read(z.requests));
-    t.family({"segedge_stale_requests_total", "counter", "Requests resolved while the snapshot was older than segedge_max_staleness."});
-    t.sample("segedge_stale_requests_total", read(z.stale));
-    t.family({"segedge_segment_matches_total", "counter", "Requests whose visitor was in the segment."});
+    t.single({"segedge_requests_total", "counter",
+              "Requests whose visitor segments were resolved."}, read(z.requests));
+    t.single({"segedge_stale_requests_total", "counter",
+              "Requests resolved while the snapshot was older than segedge_max_staleness."}, read(z.stale));
+    t.family({"segedge_segment_matches_total", "counter",
+              "Requests whose visitor was in the segment."});
     each_named(z.segments, kSegmentSlots, [&](std::string_view name, std::uint64_t n) {
         t.sample("segedge_segment_matches_total", n, "segment", name);
     });
-    t.family({"segedge_block_swaps_total", "counter", "Responses in which the block got the visitor's segment content."});
+    t.family({"segedge_block_swaps_total", "counter",
+              "Responses in which the block got the visitor's segment content."});
     each_named(z.blocks, kBlockSlots, [&](std::string_view name, std::uint64_t n) {
         t.sample("segedge_block_swaps_total", n, "block", name);
     });
-    t.family({"segedge_uncounted_total", "counter", "Matches and swaps not counted by name because the zone's tables were full."});
-    t.sample("segedge_uncounted_total", read(z.unslotted));
-    t.family({"segedge_fail_open_total", "counter", "Requests served unpersonalised because of a failure, by cause."});
+    t.single({"segedge_uncounted_total", "counter",
+              "Matches and swaps not counted by name because the zone's tables were full."}, read(z.unslotted));
+    t.family({"segedge_fail_open_total", "counter",
+              "Requests served unpersonalised because of a failure, by cause."});
     for (std::size_t i = 0; i < in.fail_causes.size() && i < kFailCauses; ++i)
         t.sample("segedge_fail_open_total", read(z.fail_open[i]), "cause", in.fail_causes[i]);
-    t.family({"segedge_counters_created_seconds", "gauge", "When the counters started counting (unix time)."});
-    t.sample("segedge_counters_created_seconds", z.created_at);
-    t.family({"segedge_snapshot_loaded", "gauge", "1 when the answering worker has a snapshot open."});
-    t.sample("segedge_snapshot_loaded", g.has_snapshot);
+    t.single({"segedge_counters_created_seconds", "gauge",
+              "When the counters started counting (unix time)."}, z.created_at);
+    t.single({"segedge_snapshot_loaded", "gauge",
+              "1 when the answering worker has a snapshot open."}, g.has_snapshot);
     if (g.has_snapshot) {
-        t.family({"segedge_snapshot_generation", "gauge", "Generation of the snapshot in use."});
-        t.sample("segedge_snapshot_generation", g.generation);
-        t.family({"segedge_snapshot_built_seconds", "gauge", "When the snapshot in use was built (unix time)."});
-        t.sample("segedge_snapshot_built_seconds", g.built_at);
-        t.family({"segedge_snapshot_switch_age_milliseconds", "gauge", "Time since the worker last switched snapshot."});
-        t.sample("segedge_snapshot_switch_age_milliseconds", g.since_switch_ms);
-        t.family({"segedge_snapshot_stale", "gauge", "1 when the snapshot is older than segedge_max_staleness."});
-        t.sample("segedge_snapshot_stale", g.stale);
-        t.family({"segedge_lmdb_map_size_bytes", "gauge", "LMDB map size of the snapshot in use."});
-        t.sample("segedge_lmdb_map_size_bytes", g.map_size);
-        t.family({"segedge_lmdb_map_used_bytes", "gauge", "LMDB map bytes up to the last page in use."});
-        t.sample("segedge_lmdb_map_used_bytes", g.map_used);
-        t.family({"segedge_lmdb_readers", "gauge", "LMDB reader slots in use."});
-        t.sample("segedge_lmdb_readers", g.readers);
-        t.family({"segedge_lmdb_max_readers", "gauge", "LMDB reader slots available."});
-        t.sample("segedge_lmdb_max_readers", g.max_readers);
+        t.single({"segedge_snapshot_generation", "gauge",
+                  "Generation of the snapshot in use."}, g.generation);
+        t.single({"segedge_snapshot_built_seconds", "gauge",
+                  "When the snapshot in use was built (unix time)."}, g.built_at);
+        t.single({"segedge_snapshot_switch_age_milliseconds", "gauge",
+                  "Time since the worker last switched snapshot."}, g.since_switch_ms);
+        t.single({"segedge_snapshot_stale", "gauge",
+                  "1 when the snapshot is older than segedge_max_staleness."}, g.stale);
+        t.single({"segedge_lmdb_map_size_bytes", "gauge",
+                  "LMDB map size of the snapshot in use."}, g.map_size);
+        t.single({"segedge_lmdb_map_used_bytes", "gauge",
+                  "LMDB map bytes up to the last page in use."}, g.map_used);
+        t.single({"segedge_lmdb_readers", "gauge",
+                  "LMDB reader slots in use."}, g.readers);
+        t.single({"segedge_lmdb_max_readers", "gauge",
+                  "LMDB reader slots available."}, g.max_readers);
     }
     return t.out;
 }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sync/error.h"
+#include "sync/status.h"
 
 namespace segsync {
 
@@ -20,15 +21,6 @@ using nlohmann::json;
 std::uint64_t count_at(const Counters& c, const std::string& name) {
     auto it = c.segments.find(name);
     return it == c.segments.end() ? 0 : it->second;
-}
-
-std::string when(std::uint64_t t) {
-    std::time_t seconds = static_cast<std::time_t>(t);
-    std::tm tm{};
-    gmtime_r(&seconds, &tm);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return text;
 }
 
 std::string days(std::uint64_t seconds) {
@@ -102,7 +94,7 @@ Report build_report(const std::vector<segcore::schema::SegmentDef>& catalogue, c
         throw ImportError("the baseline is not an earlier scrape of the same counters "
                           "(they were reset, or it is newer)");
     if (report.to - report.from < options.window)
-        throw ImportError("the counters cover " + days(report.to - report.from) + " since " + when(report.from) +
+        throw ImportError("the counters cover " + days(report.to - report.from) + " since " + utc_time(static_cast<std::int64_t>(report.from)) +
                           ", less than the window of " + days(options.window));
     report.requests = current.requests - (baseline ? baseline->requests : 0);
     for (const auto& def : catalogue) {
@@ -137,7 +129,7 @@ void print_report(const Report& report, bool as_json, std::ostream& out) {
             << '\n';
         return;
     }
-    out << "window: " << when(report.from) << " to " << when(report.to) << " (" << days(report.to - report.from)
+    out << "window: " << utc_time(static_cast<std::int64_t>(report.from)) << " to " << utc_time(static_cast<std::int64_t>(report.to)) << " (" << days(report.to - report.from)
         << "), " << report.requests << " requests\n";
     print_rows("segments with no matches", report.dead, out);
     print_rows("segments matching almost every request", report.near_universal, out);

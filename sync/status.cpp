@@ -30,15 +30,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string when(std::int64_t t) {
-    if (t <= 0) return "never";
-    std::time_t seconds = static_cast<std::time_t>(t);
-    std::tm tm{};
-    gmtime_r(&seconds, &tm);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return text;
-}
 
 // Temp file + rename(2).
 void replace_file(const std::string& path, const std::string& text) {
@@ -72,6 +63,16 @@ void per_source(std::string& out, const DaemonStatus& status, const char* name, 
 bool alive(long pid) { return pid > 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
 
 }  // namespace
+
+std::string utc_time(std::int64_t t) {
+    if (t <= 0) return "never";
+    std::time_t seconds = static_cast<std::time_t>(t);
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
+}
 
 std::string status_path(const std::string& root) { return root + "/.segsync-status.json"; }
 
@@ -148,7 +149,7 @@ int print_status(const std::string& root, bool as_json, std::ostream& out) {
         return meta ? 0 : 1;
     }
     if (meta)
-        out << "generation:   " << generation << " (snapshot built " << when(static_cast<std::int64_t>(meta->built_at))
+        out << "generation:   " << generation << " (snapshot built " << utc_time(static_cast<std::int64_t>(meta->built_at))
             << " from " << meta->source << ")\n";
     else
         out << "generation:   none (" << db_error << ")\n";
@@ -157,17 +158,17 @@ int print_status(const std::string& root, bool as_json, std::ostream& out) {
         return meta ? 0 : 1;
     }
     out << "daemon:       " << (running ? "running" : "not running") << ", pid " << status->pid
-        << ", started " << when(status->started_at) << ", status written " << when(status->updated_at) << "\n";
+        << ", started " << utc_time(status->started_at) << ", status written " << utc_time(status->updated_at) << "\n";
     out << "snapshot:     " << status->snapshot_bytes << " bytes\n";
-    out << "last success: " << (status->last_success.empty() ? "none" : status->last_success + " at " + when(status->last_success_at)) << "\n";
-    out << "last error:   " << (status->last_error.empty() ? "none" : status->last_error + " at " + when(status->last_error_at)) << "\n";
+    out << "last success: " << (status->last_success.empty() ? "none" : status->last_success + " at " + utc_time(status->last_success_at)) << "\n";
+    out << "last error:   " << (status->last_error.empty() ? "none" : status->last_error + " at " + utc_time(status->last_error_at)) << "\n";
     for (const auto& s : status->sources) {
         out << "source " << s.name << " (" << s.type << " " << s.location << "): last feed "
-            << (s.last_feed.empty() ? "none" : s.last_feed) << ", applied " << s.applied << ", rejected "
-            << s.rejected << ", failed " << s.failures << ", pending " << s.pending << ", lag "
+            << (s.last_feed.empty() ? "none" : s.last_feed) << ", pending " << s.pending << ", applied "
+            << s.applied << ", rejected " << s.rejected << ", failed " << s.failures << ", lag "
             << (s.caught_up_at ? std::to_string(now - s.caught_up_at) + "s" : "unknown")
-            << ", last poll " << when(s.last_poll_at);
-        if (!s.last_error.empty()) out << ", last error " << s.last_error << " at " << when(s.last_error_at);
+            << ", last poll " << utc_time(s.last_poll_at);
+        if (!s.last_error.empty()) out << ", last error " << s.last_error << " at " << utc_time(s.last_error_at);
         out << "\n";
     }
     return meta ? 0 : 1;

@@ -39,6 +39,9 @@ struct DaemonStatus {
     std::vector<SourceStatus> sources;
 };
 
+// "2024-05-01T12:00:00Z", or "never" for 0.
+std::string utc_time(std::int64_t unix_seconds);
+
 std::string status_path(const std::string& root);
 // DB/.segsync-metrics.prom, for node_exporter's textfile collector.
 std::string metrics_path(const std::string& root);

@@ -63,7 +63,7 @@ like $out, qr/another segsync is writing to \Q$dir\E\/db/, '... saying why';
 is $rc, 0, 'segsync status';
 like $out, qr/generation:\s+$gen\b/, '... shows the generation';
 like $out, qr/daemon:\s+running/, '... and that the daemon runs';
-like $out, qr/source drop \(directory \Q$drop\E\): last feed 0106\.delta\.ndjson, applied 106, rejected 1, failed 0, pending 0, lag \d+s/,
+like $out, qr/source drop \(directory \Q$drop\E\): last feed 0106\.delta\.ndjson, pending 0, applied 106, rejected 1, failed 0, lag \d+s/,
      '... and the source';
 like $out, qr/snapshot:\s+[1-9]\d* bytes/, '... and the snapshot size';
 my $metrics = eval { SegEdge::Prometheus::parse_exposition(read_text("$dir/db/.segsync-metrics.prom")) };
