@@ -35,6 +35,8 @@ start_nginx(<<'EOF', workers => 2);
         }
     }
 EOF
+# The port answers as soon as the master listens; wait for both workers.
+ok wait_until(sub { worker_pids() == 2 }, 10), 'two workers running';
 my @workers = sort(worker_pids());
 my $r = http_get('/', Cookie => 'segedge_id=' . visitor_id('v-0'));
 is $r->body, "1 a\n", 'a worker reads the small map';
