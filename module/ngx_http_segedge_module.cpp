@@ -187,8 +187,8 @@ static ngx_command_t  ngx_http_segedge_commands[] = {
     { ngx_string("segedge_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_segedge_status,
-      0,
-      0,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_segedge_main_conf_t, metrics),
       NULL },
 
     { ngx_string("segedge"),
@@ -1174,7 +1174,7 @@ ngx_http_segedge_create_main_conf(ngx_conf_t *cf)
      *     smcf->db = { 0, NULL };
      *     smcf->store = NULL;
      *     smcf->generation = 0;
-     *     smcf->metrics = { NULL, NULL };
+     *     smcf->metrics = { NULL, 0, NULL };
      */
 
     smcf->check_interval = NGX_CONF_UNSET_MSEC;
@@ -1550,6 +1550,17 @@ ngx_http_segedge_delete_keys(void *data)
 static ngx_int_t
 ngx_http_segedge_init(ngx_conf_t *cf)
 {
+    ngx_http_segedge_main_conf_t  *smcf;
+
+    smcf = (ngx_http_segedge_main_conf_t *)
+               ngx_http_conf_get_module_main_conf(cf, ngx_http_segedge_module);
+
+    if (smcf->metrics.served && smcf->metrics.shm_zone == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"segedge_status\" needs \"segedge_metrics_zone\"");
+        return NGX_ERROR;
+    }
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_segedge_header_filter;
 

@@ -76,6 +76,7 @@ segcore::Snapshot *ngx_http_segedge_current_snapshot(ngx_http_request_t *r);
 /* segedge_metrics_zone: the shared counters and this worker's recorder */
 typedef struct {
     ngx_shm_zone_t              *shm_zone;
+    ngx_flag_t                   served;         /* segedge_status is used */
     segcore::metrics::Recorder  *recorder;       /* per worker */
 } ngx_http_segedge_metrics_t;
 

@@ -133,7 +133,12 @@ ngx_http_segedge_metrics_exit_process(ngx_http_segedge_metrics_t *metrics)
 char *
 ngx_http_segedge_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_segedge_metrics_t *metrics =
+        (ngx_http_segedge_metrics_t *) ((char *) conf + cmd->offset);
+
     ngx_http_core_loc_conf_t  *clcf;
+
+    metrics->served = 1;
 
     clcf = (ngx_http_core_loc_conf_t *)
                ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
@@ -163,11 +168,10 @@ ngx_http_segedge_status_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    /* never NULL: the configuration has a zone, checked at startup */
     recorder = ngx_http_segedge_recorder(r);
     if (recorder == NULL) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "segedge_status needs segedge_metrics_zone");
-        return NGX_HTTP_NOT_FOUND;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     json = ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK

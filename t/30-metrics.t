@@ -139,5 +139,7 @@ nginx_t_fails('small zone', "segedge_metrics_zone m 64k;", 'invalid zone size "6
 nginx_t_fails('bad size', "segedge_metrics_zone m lots;", 'invalid zone size "lots"');
 nginx_t_fails('two zones', "segedge_metrics_zone m 1m; segedge_metrics_zone n 1m;", 'is duplicate');
 nginx_t_fails('status in http', "segedge_status;", '"segedge_status" directive is not allowed here');
+nginx_t_fails('status without a zone', "server { listen 127.0.0.1:%%PORT2%%; location / { segedge_status; } }",
+              '"segedge_status" needs "segedge_metrics_zone"');
 
 done_testing;
