@@ -11,6 +11,7 @@ namespace segcore::metrics {
 namespace {
 
 constexpr std::uint32_t kFree = 0, kClaiming = 1, kNamed = 2;
+constexpr int kMaxSpins = 1 << 20;
 
 std::uint64_t fnv1a(std::string_view text) noexcept {
     std::uint64_t h = 1469598103934665603ull;
@@ -88,9 +89,12 @@ int find_or_claim(Slot* table, std::size_t size, std::string_view name) noexcept
             state = expected;
         }
         // Another worker is naming this slot right now: wait for the name,
-        // which takes a few instructions, to learn whether it is ours.
-        while (state == kClaiming) state = __atomic_load_n(&slot.state, __ATOMIC_ACQUIRE);
-        if (named(slot, name)) return static_cast<int>(&slot - table);
+        // which takes a few instructions, to learn whether it is ours. A
+        // worker that died in between leaves the slot unnamed for good: give
+        // up waiting on it (the name may then take a second slot).
+        for (int spins = 0; state == kClaiming && spins < kMaxSpins; ++spins)
+            state = __atomic_load_n(&slot.state, __ATOMIC_ACQUIRE);
+        if (state == kNamed && named(slot, name)) return static_cast<int>(&slot - table);
     }
     return -1;
 }

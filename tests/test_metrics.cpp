@@ -155,3 +155,13 @@ TEST_CASE("the exposition has HELP and TYPE before each family, counters end in 
     in.gauges.has_snapshot = false;
     CHECK(render_prometheus(in).find("segedge_snapshot_generation") == std::string::npos);
 }
+
+TEST_CASE("a slot left half-claimed by a dead process does not hang the others") {
+    SharedZone shared;
+    Slot* table = shared.zone->segments;
+    int vip = find_or_claim(table, kSegmentSlots, "vip");
+    table[vip].state = 1;  // as if its claimer died before naming it
+    int again = find_or_claim(table, kSegmentSlots, "vip");
+    CHECK(again >= 0);
+    CHECK(again != vip);
+}
