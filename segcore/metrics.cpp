@@ -198,24 +198,19 @@ std::string render_prometheus(const RenderInput& in) {
               "When the counters started counting (unix time)."}, z.created_at);
     t.single({"segedge_snapshot_loaded", "gauge",
               "1 when the answering worker has a snapshot open."}, g.has_snapshot);
-    if (g.has_snapshot) {
-        t.single({"segedge_snapshot_generation", "gauge",
-                  "Generation of the snapshot in use."}, g.generation);
-        t.single({"segedge_snapshot_built_seconds", "gauge",
-                  "When the snapshot in use was built (unix time)."}, g.built_at);
-        t.single({"segedge_snapshot_switch_age_milliseconds", "gauge",
-                  "Time since the worker last switched snapshot."}, g.since_switch_ms);
-        t.single({"segedge_snapshot_stale", "gauge",
-                  "1 when the snapshot is older than segedge_max_staleness."}, g.stale);
-        t.single({"segedge_lmdb_map_size_bytes", "gauge",
-                  "LMDB map size of the snapshot in use."}, g.map_size);
-        t.single({"segedge_lmdb_map_used_bytes", "gauge",
-                  "LMDB map bytes up to the last page in use."}, g.map_used);
-        t.single({"segedge_lmdb_readers", "gauge",
-                  "LMDB reader slots in use."}, g.readers);
-        t.single({"segedge_lmdb_max_readers", "gauge",
-                  "LMDB reader slots available."}, g.max_readers);
-    }
+    if (!g.has_snapshot) return t.out;
+    const std::pair<Family, std::uint64_t> snapshot_gauges[] = {
+        {{"segedge_snapshot_generation", "gauge", "Generation of the snapshot in use."}, g.generation},
+        {{"segedge_snapshot_built_seconds", "gauge", "When the snapshot in use was built (unix time)."}, g.built_at},
+        {{"segedge_snapshot_switch_age_milliseconds", "gauge", "Time since the worker last switched snapshot."},
+         g.since_switch_ms},
+        {{"segedge_snapshot_stale", "gauge", "1 when the snapshot is older than segedge_max_staleness."}, g.stale},
+        {{"segedge_lmdb_map_size_bytes", "gauge", "LMDB map size of the snapshot in use."}, g.map_size},
+        {{"segedge_lmdb_map_used_bytes", "gauge", "LMDB map bytes up to the last page in use."}, g.map_used},
+        {{"segedge_lmdb_readers", "gauge", "LMDB reader slots in use."}, g.readers},
+        {{"segedge_lmdb_max_readers", "gauge", "LMDB reader slots available."}, g.max_readers},
+    };
+    for (const auto& [family, value] : snapshot_gauges) t.single(family, value);
     return t.out;
 }
 

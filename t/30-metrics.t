@@ -97,6 +97,10 @@ my @lines = error_log_text($size) =~ /malformed visitor cookie/g;
 ok @lines <= 2, 'while logged at most once per worker' or diag scalar @lines;
 is $after->{segedge_stale_requests_total}, 0, 'nothing stale';
 
+my $post = parse_response(http("POST /status HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n"
+                                . "Connection: close\r\n\r\n"));
+is $post->status, 405, 'status takes GET and HEAD only';
+
 my ($json, $json_text) = scrape_json();
 is $json->{requests}, $after->{segedge_requests_total}, 'json: requests';
 is $json->{segments}{vip}, 6, 'json: vip';
