@@ -31,35 +31,6 @@ void each_named(const Slot* table, std::size_t size, F&& f) {
             f(std::string_view(table[i].name, table[i].length), read(table[i].count));
 }
 
-struct Family {
-    const char* name;
-    const char* type;
-    const char* help;
-};
-
-class Text {
-public:
-    void family(const Family& f) {
-        out += std::string("# HELP ") + f.name + ' ' + f.help + "\n# TYPE " + f.name + ' ' + f.type + '\n';
-    }
-    void sample(const char* name, std::uint64_t value, std::string_view label = {},
-                std::string_view label_value = {}) {
-        out += name;
-        if (!label.empty()) {
-            out.append("{").append(label).append("=\"");
-            out += escape_label(label_value);
-            out += "\"}";
-        }
-        out += ' ' + std::to_string(value) + '\n';
-    }
-    // A family of one unlabelled sample.
-    void single(const Family& f, std::uint64_t value) {
-        family(f);
-        sample(f.name, value);
-    }
-    std::string out;
-};
-
 }  // namespace
 
 void init(Zone& zone, std::uint64_t now) {
@@ -139,6 +110,21 @@ void Recorder::fail_open(unsigned cause) noexcept {
     if (cause < kFailCauses) add(zone_->fail_open[cause]);
 }
 
+void Exposition::family(const Family& f) {
+    out_ += std::string("# HELP ") + f.name + ' ' + f.help + "\n# TYPE " + f.name + ' ' + f.type + '\n';
+}
+
+void Exposition::sample(const char* name, const std::string& value, std::string_view label,
+                        std::string_view label_value) {
+    out_ += name;
+    if (!label.empty()) {
+        out_.append("{").append(label).append("=\"");
+        out_ += escape_label(label_value);
+        out_ += "\"}";
+    }
+    out_ += ' ' + value + '\n';
+}
+
 std::string escape_label(std::string_view value) {
     std::string out;
     out.reserve(value.size());
@@ -173,7 +159,7 @@ std::string escape_json(std::string_view value) {
 std::string render_prometheus(const RenderInput& in) {
     const Zone& z = *in.zone;
     const WorkerGauges& g = in.gauges;
-    Text t;
+    Exposition t;
     t.single({"segedge_requests_total", "counter",
               "Requests whose visitor segments were resolved."}, read(z.requests));
     t.single({"segedge_stale_requests_total", "counter",
@@ -198,7 +184,7 @@ std::string render_prometheus(const RenderInput& in) {
               "When the counters started counting (unix time)."}, z.created_at);
     t.single({"segedge_snapshot_loaded", "gauge",
               "1 when the answering worker has a snapshot open."}, g.has_snapshot);
-    if (!g.has_snapshot) return t.out;
+    if (!g.has_snapshot) return t.text();
     const std::pair<Family, std::uint64_t> snapshot_gauges[] = {
         {{"segedge_snapshot_generation", "gauge", "Generation of the snapshot in use."}, g.generation},
         {{"segedge_snapshot_built_seconds", "gauge", "When the snapshot in use was built (unix time)."}, g.built_at},
@@ -211,7 +197,7 @@ std::string render_prometheus(const RenderInput& in) {
         {{"segedge_lmdb_max_readers", "gauge", "LMDB reader slots available."}, g.max_readers},
     };
     for (const auto& [family, value] : snapshot_gauges) t.single(family, value);
-    return t.out;
+    return t.text();
 }
 
 namespace {

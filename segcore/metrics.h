@@ -110,6 +110,34 @@ struct RenderInput {
 };
 
 std::string escape_label(std::string_view value);
+
+// Writes Prometheus text exposition format 0.0.4: a family's HELP and TYPE,
+// then its samples, label values escaped.
+struct Family {
+    const char* name;
+    const char* type;  // counter | gauge
+    const char* help;
+};
+
+class Exposition {
+public:
+    void family(const Family& f);
+    template <typename Number>
+    void sample(const char* name, Number value, std::string_view label = {}, std::string_view label_value = {}) {
+        sample(name, std::to_string(value), label, label_value);
+    }
+    // A family of one unlabelled sample.
+    template <typename Number>
+    void single(const Family& f, Number value) {
+        family(f);
+        sample(f.name, value);
+    }
+    const std::string& text() const noexcept { return out_; }
+
+private:
+    void sample(const char* name, const std::string& value, std::string_view label, std::string_view label_value);
+    std::string out_;
+};
 std::string escape_json(std::string_view value);
 
 // Prometheus text exposition format 0.0.4.

@@ -42,22 +42,12 @@ void replace_file(const std::string& path, const std::string& text) {
     if (rename(tmp.c_str(), path.c_str()) != 0) throw system_error("rename " + tmp);
 }
 
-void metric(std::string& out, const char* name, const char* type, const char* help) {
-    out += std::string("# HELP ") + name + ' ' + help + "\n# TYPE " + name + ' ' + type + '\n';
-}
-
-void sample(std::string& out, const char* name, std::int64_t value, const std::string& source = {}) {
-    out += name;
-    if (!source.empty()) out += "{source=\"" + segcore::metrics::escape_label(source) + "\"}";
-    out += ' ' + std::to_string(value) + '\n';
-}
-
 // One family with a sample per source.
 template <typename F>
-void per_source(std::string& out, const DaemonStatus& status, const char* name, const char* type,
-                const char* help, F&& value) {
-    metric(out, name, type, help);
-    for (const auto& s : status.sources) sample(out, name, value(s), s.name);
+void per_source(segcore::metrics::Exposition& out, const DaemonStatus& status,
+                const segcore::metrics::Family& family, F&& value) {
+    out.family(family);
+    for (const auto& s : status.sources) out.sample(family.name, value(s), "source", s.name);
 }
 
 bool alive(long pid) { return pid > 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
@@ -84,32 +74,33 @@ void write_status(const std::string& root, const DaemonStatus& status) {
 }
 
 std::string render_metrics(const DaemonStatus& s, std::int64_t now) {
-    std::string out;
-    metric(out, "segsync_status_updated_seconds", "gauge", "When the daemon last wrote its status (unix time).");
-    sample(out, "segsync_status_updated_seconds", s.updated_at);
-    metric(out, "segsync_generation", "gauge", "Generation of the live snapshot.");
-    sample(out, "segsync_generation", static_cast<std::int64_t>(s.generation));
-    metric(out, "segsync_snapshot_bytes", "gauge", "Size of the live snapshot's data.mdb.");
-    sample(out, "segsync_snapshot_bytes", static_cast<std::int64_t>(s.snapshot_bytes));
-    metric(out, "segsync_last_success_seconds", "gauge", "When a feed was last applied (unix time, 0: never).");
-    sample(out, "segsync_last_success_seconds", s.last_success_at);
-    metric(out, "segsync_last_error_seconds", "gauge", "When a feed last failed or was rejected (unix time, 0: never).");
-    sample(out, "segsync_last_error_seconds", s.last_error_at);
-    per_source(out, s, "segsync_feeds_applied_total", "counter", "Feeds applied since the daemon started.",
-               [](const SourceStatus& x) { return static_cast<std::int64_t>(x.applied); });
-    per_source(out, s, "segsync_feeds_rejected_total", "counter", "Feeds rejected as bad input since the daemon started.",
-               [](const SourceStatus& x) { return static_cast<std::int64_t>(x.rejected); });
-    per_source(out, s, "segsync_feed_failures_total", "counter", "Feed attempts that failed and are retried.",
-               [](const SourceStatus& x) { return static_cast<std::int64_t>(x.failures); });
-    per_source(out, s, "segsync_source_last_success_seconds", "gauge", "When a feed of the source was last applied (unix time, 0: never).",
+    segcore::metrics::Exposition out;
+    out.single({"segsync_status_updated_seconds", "gauge", "When the daemon last wrote its status (unix time)."},
+               s.updated_at);
+    out.single({"segsync_generation", "gauge", "Generation of the live snapshot."}, s.generation);
+    out.single({"segsync_snapshot_bytes", "gauge", "Size of the live snapshot's data.mdb."}, s.snapshot_bytes);
+    out.single({"segsync_last_success_seconds", "gauge", "When a feed was last applied (unix time, 0: never)."},
+               s.last_success_at);
+    out.single({"segsync_last_error_seconds", "gauge",
+                "When a feed last failed or was rejected (unix time, 0: never)."}, s.last_error_at);
+    per_source(out, s, {"segsync_feeds_applied_total", "counter", "Feeds applied since the daemon started."},
+               [](const SourceStatus& x) { return x.applied; });
+    per_source(out, s, {"segsync_feeds_rejected_total", "counter", "Feeds rejected as bad input since the daemon started."},
+               [](const SourceStatus& x) { return x.rejected; });
+    per_source(out, s, {"segsync_feed_failures_total", "counter", "Feed attempts that failed and are retried."},
+               [](const SourceStatus& x) { return x.failures; });
+    per_source(out, s, {"segsync_source_last_success_seconds", "gauge",
+                        "When a feed of the source was last applied (unix time, 0: never)."},
                [](const SourceStatus& x) { return x.last_applied_at; });
-    per_source(out, s, "segsync_source_pending_feeds", "gauge", "Feeds seen but not applied yet.",
-               [](const SourceStatus& x) { return static_cast<std::int64_t>(x.pending); });
-    per_source(out, s, "segsync_source_caught_up_seconds", "gauge", "Last poll that left nothing to apply (unix time, 0: never).",
+    per_source(out, s, {"segsync_source_pending_feeds", "gauge", "Feeds seen but not applied yet."},
+               [](const SourceStatus& x) { return x.pending; });
+    per_source(out, s, {"segsync_source_caught_up_seconds", "gauge",
+                        "Last poll that left nothing to apply (unix time, 0: never)."},
                [](const SourceStatus& x) { return x.caught_up_at; });
-    per_source(out, s, "segsync_source_lag_seconds", "gauge", "Seconds since the source was last caught up, as of the write (-1: never).",
-               [now](const SourceStatus& x) { return x.caught_up_at ? now - x.caught_up_at : -1; });
-    return out;
+    per_source(out, s, {"segsync_source_lag_seconds", "gauge",
+                        "Seconds since the source was last caught up, as of the write (-1: never)."},
+               [now](const SourceStatus& x) { return x.caught_up_at ? now - x.caught_up_at : std::int64_t{-1}; });
+    return out.text();
 }
 
 std::optional<DaemonStatus> read_status(const std::string& root) {
