@@ -77,7 +77,8 @@ ngx_http_segedge_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 /*
  * On reload nginx hands over the old zone's data when name and size are
- * unchanged, and the counters carry on; otherwise they start from zero.
+ * unchanged, and the counters carry on (unless a module upgrade changed
+ * their layout, which changes the magic); otherwise they start from zero.
  */
 
 static ngx_int_t
@@ -86,7 +87,7 @@ ngx_http_segedge_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_slab_pool_t         *shpool;
     segcore::metrics::Zone  *zone;
 
-    if (data) {
+    if (data && segcore::metrics::valid(*(segcore::metrics::Zone *) data)) {
         shm_zone->data = data;
         return NGX_OK;
     }

@@ -26,6 +26,8 @@ struct BlockChoice;
 
 namespace metrics {
 
+// Changes with the layout: a reload into a module with another layout
+// starts new counters instead of misreading the old ones.
 inline constexpr std::uint64_t kMagic = 0x5345474d45545231ull;  // "SEGMETR1"
 inline constexpr std::size_t kSegmentSlots = 4096;
 inline constexpr std::size_t kBlockSlots = schema::kMaxBlocks;
