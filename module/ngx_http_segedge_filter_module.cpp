@@ -20,6 +20,7 @@
 
 #include "segcore/block_scanner.h"
 #include "segcore/cacheability.h"
+#include "segcore/metrics.h"
 #include "segcore/snapshot.h"
 
 
@@ -399,9 +400,10 @@ ngx_http_segedge_choose_blocks(ngx_http_request_t *r,
     ngx_http_segedge_ctx_t *sctx, segcore::Snapshot *snapshot,
     ngx_http_segedge_blocks_t *blocks)
 {
-    ngx_uint_t                 n;
-    ngx_http_segedge_block_t  *elts;
-    segcore::BlockChoice       choices[segcore::schema::kMaxBlocks];
+    ngx_uint_t                   n;
+    ngx_http_segedge_block_t    *elts;
+    segcore::BlockChoice         choices[segcore::schema::kMaxBlocks];
+    segcore::metrics::Recorder  *recorder;
 
     const segcore::BlockCatalogue &catalogue = snapshot->blocks();
 
@@ -433,6 +435,12 @@ ngx_http_segedge_choose_blocks(ngx_http_request_t *r,
     }
 
     blocks->nelts = n;
+
+    recorder = ngx_http_segedge_recorder(r);
+    if (recorder) {
+        recorder->use(snapshot, sctx->snapshot_opened);
+        recorder->blocks(choices, n);
+    }
 
     return NGX_OK;
 }

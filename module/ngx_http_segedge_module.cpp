@@ -22,6 +22,7 @@
 #include "segcore/cookie.h"
 #include "segcore/identity.h"
 #include "segcore/keys.h"
+#include "segcore/metrics.h"
 #include "segcore/schema.h"
 #include "segcore/set_cookie.h"
 #include "segcore/signed_id.h"
@@ -41,6 +42,9 @@ typedef struct {
     ngx_msec_t                 check_interval;
     segcore::Store            *store;          /* per worker */
     std::uint64_t              generation;     /* last one logged */
+    ngx_http_segedge_metrics_t metrics;
+    time_t                     max_staleness;
+    ngx_flag_t                 stale_serve;    /* else fail open */
 } ngx_http_segedge_main_conf_t;
 
 
@@ -90,6 +94,9 @@ static void ngx_http_segedge_verify_known(ngx_http_request_t *r,
 static void ngx_http_segedge_issue(ngx_http_request_t *r,
     ngx_http_segedge_loc_conf_t *slcf, ngx_http_segedge_ctx_t *ctx,
     segcore::VisitorClaims *claims);
+static segcore::Snapshot *ngx_http_segedge_check_stale(ngx_http_request_t *r,
+    ngx_http_segedge_main_conf_t *smcf, segcore::Snapshot *snapshot,
+    ngx_http_segedge_ctx_t *ctx);
 static ngx_int_t ngx_http_segedge_lookup(ngx_http_request_t *r,
     segcore::Snapshot *snapshot, segcore::VisitorClaims *claims,
     ngx_http_segedge_ctx_t *ctx);
@@ -115,6 +122,8 @@ static char *ngx_http_segedge_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static char *ngx_http_segedge_db(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_segedge_check_interval(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_segedge_max_staleness(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_segedge_check_syntax(ngx_conf_t *cf, void *post,
     void *data);
@@ -159,6 +168,27 @@ static ngx_command_t  ngx_http_segedge_commands[] = {
       ngx_http_segedge_check_interval,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_segedge_main_conf_t, check_interval),
+      NULL },
+
+    { ngx_string("segedge_metrics_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_segedge_metrics_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_segedge_main_conf_t, metrics),
+      NULL },
+
+    { ngx_string("segedge_max_staleness"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_segedge_max_staleness,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("segedge_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_segedge_status,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_segedge_main_conf_t, metrics),
       NULL },
 
     { ngx_string("segedge"),
@@ -295,6 +325,10 @@ static ngx_http_variable_t  ngx_http_segedge_vars[] = {
       offsetof(ngx_http_segedge_ctx_t, consent),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("segedge_stale"), NULL, ngx_http_segedge_variable,
+      offsetof(ngx_http_segedge_ctx_t, stale),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
 
@@ -423,6 +457,7 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
     ngx_str_set(&ctx->known, "0");
 
     snapshot = ngx_http_segedge_snapshot(r, smcf);
+    snapshot = ngx_http_segedge_check_stale(r, smcf, snapshot, ctx);
 
     /*
      * Without consent, or with Cookie headers refused, the claims stay
@@ -438,6 +473,72 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
     }
 
     (void) ngx_http_segedge_lookup(r, snapshot, &claims, ctx);
+
+    if (smcf->metrics.recorder) {
+        try {
+            smcf->metrics.recorder->use(snapshot, ctx->snapshot_opened);
+            smcf->metrics.recorder->request(ctx->stale.data[0] == '1');
+            smcf->metrics.recorder->segments(ctx->segment_ids,
+                                             ctx->nsegment_ids);
+
+        } catch (const std::exception &e) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "segedge: cannot count: %s", e.what());
+        }
+    }
+}
+
+
+/*
+ * With segedge_max_staleness, a snapshot built too long ago is either still
+ * used and flagged ("serve") or not used at all: the request fails open.
+ */
+
+static segcore::Snapshot *
+ngx_http_segedge_check_stale(ngx_http_request_t *r,
+    ngx_http_segedge_main_conf_t *smcf, segcore::Snapshot *snapshot,
+    ngx_http_segedge_ctx_t *ctx)
+{
+    time_t          age;
+    u_char          what[NGX_MAX_ERROR_STR];
+    static time_t   logged_at;
+
+    ngx_str_set(&ctx->stale, "0");
+
+    if (snapshot == NULL || smcf->max_staleness == 0) {
+        return snapshot;
+    }
+
+    age = ngx_time() - (time_t) snapshot->meta().built_at;
+    if (age <= smcf->max_staleness) {
+        return snapshot;
+    }
+
+    ngx_str_set(&ctx->stale, "1");
+
+    *ngx_snprintf(what, sizeof(what) - 1,
+                  "snapshot generation %uL was built %T s ago, more than "
+                  "segedge_max_staleness %T s",
+                  (uint64_t) snapshot->meta().generation, age,
+                  smcf->max_staleness) = '\0';
+
+    if (!smcf->stale_serve) {
+        ngx_http_segedge_fail_open(r->connection->log, NGX_LOG_WARN,
+                                   NGX_HTTP_SEGEDGE_FAIL_STALE,
+                                   (const char *) what);
+        return NULL;
+    }
+
+    if (logged_at == 0
+        || ngx_time() - logged_at >= NGX_HTTP_SEGEDGE_LOG_INTERVAL)
+    {
+        logged_at = ngx_time();
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "segedge: %s; still serving it "
+                      "(logged at most once a minute)", what);
+    }
+
+    return snapshot;
 }
 
 
@@ -454,6 +555,58 @@ ngx_http_segedge_snapshot(ngx_http_request_t *r,
     ngx_http_segedge_refresh(r, smcf);
 
     return smcf->store->current();
+}
+
+
+segcore::metrics::Recorder *
+ngx_http_segedge_recorder(ngx_http_request_t *r)
+{
+    ngx_http_segedge_main_conf_t  *smcf;
+
+    smcf = (ngx_http_segedge_main_conf_t *)
+               ngx_http_get_module_main_conf(r, ngx_http_segedge_module);
+
+    return smcf->metrics.recorder;
+}
+
+
+void
+ngx_http_segedge_worker_gauges(ngx_http_request_t *r,
+    segcore::metrics::WorkerGauges *gauges)
+{
+    segcore::Snapshot             *snapshot;
+    segcore::SnapshotUsage         usage;
+    ngx_http_segedge_main_conf_t  *smcf;
+
+    smcf = (ngx_http_segedge_main_conf_t *)
+               ngx_http_get_module_main_conf(r, ngx_http_segedge_module);
+
+    gauges->max_staleness = (std::uint64_t) smcf->max_staleness;
+
+    if (smcf->store == NULL) {
+        return;
+    }
+
+    ngx_http_segedge_refresh(r, smcf);
+
+    snapshot = smcf->store->current();
+    if (snapshot == NULL) {
+        return;
+    }
+
+    usage = snapshot->usage();
+
+    gauges->has_snapshot = true;
+    gauges->generation = snapshot->generation();
+    gauges->built_at = snapshot->meta().built_at;
+    gauges->since_switch_ms = ngx_current_msec - smcf->store->switched_at_ms();
+    gauges->stale = smcf->max_staleness
+                    && ngx_time() - (time_t) gauges->built_at
+                       > smcf->max_staleness;
+    gauges->map_size = usage.map_size;
+    gauges->map_used = usage.map_used;
+    gauges->readers = usage.readers;
+    gauges->max_readers = usage.max_readers;
 }
 
 
@@ -950,11 +1103,26 @@ ngx_http_segedge_cacheable(ngx_http_request_t *r)
 }
 
 
+const char  *ngx_http_segedge_failure_names[NGX_HTTP_SEGEDGE_FAIL_LAST] = {
+    "db", "lookup", "cookie", "issue", "blocks", "stale"
+};
+
+
 void
 ngx_http_segedge_fail_open(ngx_log_t *log, ngx_uint_t level,
     ngx_http_segedge_failure_e cause, const char *what)
 {
-    static time_t  logged_at[NGX_HTTP_SEGEDGE_FAIL_LAST];
+    static time_t                  logged_at[NGX_HTTP_SEGEDGE_FAIL_LAST];
+    ngx_http_segedge_main_conf_t  *smcf;
+
+    /* every event counts, even when its log line is rate-limited */
+
+    smcf = (ngx_http_segedge_main_conf_t *)
+               ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                                   ngx_http_segedge_module);
+    if (smcf && smcf->metrics.recorder) {
+        smcf->metrics.recorder->fail_open(cause);
+    }
 
     if (logged_at[cause]
         && ngx_time() - logged_at[cause] < NGX_HTTP_SEGEDGE_LOG_INTERVAL)
@@ -1006,9 +1174,12 @@ ngx_http_segedge_create_main_conf(ngx_conf_t *cf)
      *     smcf->db = { 0, NULL };
      *     smcf->store = NULL;
      *     smcf->generation = 0;
+     *     smcf->metrics = { NULL, 0, NULL };
      */
 
     smcf->check_interval = NGX_CONF_UNSET_MSEC;
+    smcf->max_staleness = NGX_CONF_UNSET;
+    smcf->stale_serve = NGX_CONF_UNSET;
 
     return smcf;
 }
@@ -1020,6 +1191,8 @@ ngx_http_segedge_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_segedge_main_conf_t *smcf = (ngx_http_segedge_main_conf_t *) conf;
 
     ngx_conf_init_msec_value(smcf->check_interval, 1000);
+    ngx_conf_init_value(smcf->max_staleness, 0);
+    ngx_conf_init_value(smcf->stale_serve, 1);
 
     return NGX_CONF_OK;
 }
@@ -1194,6 +1367,49 @@ ngx_http_segedge_check_interval(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 static char *
+ngx_http_segedge_max_staleness(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_segedge_main_conf_t *smcf = (ngx_http_segedge_main_conf_t *) conf;
+
+    ngx_str_t  *value;
+
+    if (smcf->max_staleness != NGX_CONF_UNSET) {
+        return (char *) "is duplicate";
+    }
+
+    value = (ngx_str_t *) cf->args->elts;
+
+    smcf->max_staleness = ngx_parse_time(&value[1], 1);
+
+    if (smcf->max_staleness == (time_t) NGX_ERROR
+        || smcf->max_staleness == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid staleness \"%V\"", &value[1]);
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 2
+        || ngx_strcmp(value[2].data, "serve") == 0)
+    {
+        smcf->stale_serve = 1;
+
+    } else if (ngx_strcmp(value[2].data, "default") == 0) {
+        smcf->stale_serve = 0;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid stale mode \"%V\", "
+                           "it must be \"serve\" or \"default\"",
+                           &value[2]);
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
 ngx_http_segedge_check_syntax(ngx_conf_t *cf, void *post, void *data)
 {
     ngx_http_segedge_syntax_t *syntax = (ngx_http_segedge_syntax_t *) post;
@@ -1334,6 +1550,17 @@ ngx_http_segedge_delete_keys(void *data)
 static ngx_int_t
 ngx_http_segedge_init(ngx_conf_t *cf)
 {
+    ngx_http_segedge_main_conf_t  *smcf;
+
+    smcf = (ngx_http_segedge_main_conf_t *)
+               ngx_http_conf_get_module_main_conf(cf, ngx_http_segedge_module);
+
+    if (smcf->metrics.served && smcf->metrics.shm_zone == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"segedge_status\" needs \"segedge_metrics_zone\"");
+        return NGX_ERROR;
+    }
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_segedge_header_filter;
 
@@ -1355,7 +1582,17 @@ ngx_http_segedge_init_process(ngx_cycle_t *cycle)
     smcf = (ngx_http_segedge_main_conf_t *)
                ngx_http_cycle_get_module_main_conf(cycle,
                                                    ngx_http_segedge_module);
-    if (smcf == NULL || smcf->db.len == 0) {
+    if (smcf == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_segedge_metrics_init_process(cycle, &smcf->metrics)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (smcf->db.len == 0) {
         return NGX_OK;
     }
 
@@ -1392,5 +1629,6 @@ ngx_http_segedge_exit_process(ngx_cycle_t *cycle)
     if (smcf) {
         delete smcf->store;
         smcf->store = NULL;
+        ngx_http_segedge_metrics_exit_process(&smcf->metrics);
     }
 }

@@ -17,7 +17,10 @@ extern "C" {
 
 #include "segcore/visitor_id.h"
 
-namespace segcore { class Snapshot; }
+namespace segcore {
+class Snapshot;
+namespace metrics { class Recorder; struct WorkerGauges; }
+}
 
 
 /* Fail-open causes, each logged at most once per interval per worker. */
@@ -27,6 +30,7 @@ enum ngx_http_segedge_failure_e {
     NGX_HTTP_SEGEDGE_FAIL_COOKIE,
     NGX_HTTP_SEGEDGE_FAIL_ISSUE,
     NGX_HTTP_SEGEDGE_FAIL_BLOCKS,
+    NGX_HTTP_SEGEDGE_FAIL_STALE,
     NGX_HTTP_SEGEDGE_FAIL_LAST
 };
 
@@ -41,6 +45,7 @@ typedef struct {
     ngx_str_t                   generation;
     ngx_str_t                   known;
     ngx_str_t                   consent;
+    ngx_str_t                   stale;
 
     /* an id issued for this request, and the conf to send it with */
     u_char                      issued[segcore::kVisitorIdLength];
@@ -67,6 +72,31 @@ ngx_http_segedge_ctx_t *ngx_http_segedge_get_ctx(ngx_http_request_t *r);
 /* The snapshot in use by this worker, or NULL. Valid until the next request
    resolves segments (which may switch to a newer one). */
 segcore::Snapshot *ngx_http_segedge_current_snapshot(ngx_http_request_t *r);
+
+/* segedge_metrics_zone: the shared counters and this worker's recorder */
+typedef struct {
+    ngx_shm_zone_t              *shm_zone;
+    ngx_flag_t                   served;         /* segedge_status is used */
+    segcore::metrics::Recorder  *recorder;       /* per worker */
+} ngx_http_segedge_metrics_t;
+
+/* This worker's recorder, or NULL without segedge_metrics_zone. */
+segcore::metrics::Recorder *ngx_http_segedge_recorder(ngx_http_request_t *r);
+
+/* What the worker knows about its snapshot, for the status handler. */
+void ngx_http_segedge_worker_gauges(ngx_http_request_t *r,
+    segcore::metrics::WorkerGauges *gauges);
+
+/* The label of each fail-open cause, indexed by ngx_http_segedge_failure_e */
+extern const char  *ngx_http_segedge_failure_names[NGX_HTTP_SEGEDGE_FAIL_LAST];
+
+/* in ngx_http_segedge_status.cpp */
+char *ngx_http_segedge_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_segedge_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_segedge_metrics_init_process(ngx_cycle_t *cycle,
+    ngx_http_segedge_metrics_t *metrics);
+void ngx_http_segedge_metrics_exit_process(ngx_http_segedge_metrics_t *metrics);
 
 void ngx_http_segedge_fail_open(ngx_log_t *log, ngx_uint_t level,
     ngx_http_segedge_failure_e cause, const char *what);

@@ -63,6 +63,19 @@ Snapshot::~Snapshot() {
     if (reader_) mdb_txn_abort(reader_);
 }
 
+SnapshotUsage Snapshot::usage() const {
+    MDB_envinfo info;
+    MDB_stat stat;
+    check_lmdb(mdb_env_info(env_.get(), &info), "mdb_env_info");
+    check_lmdb(mdb_env_stat(env_.get(), &stat), "mdb_env_stat");
+    SnapshotUsage usage;
+    usage.map_size = info.me_mapsize;
+    usage.map_used = static_cast<std::uint64_t>(info.me_last_pgno + 1) * stat.ms_psize;
+    usage.readers = info.me_numreaders;
+    usage.max_readers = info.me_maxreaders;
+    return usage;
+}
+
 // A read-only LMDB reader trusts the file to be as long as its meta page
 // says; touching a page past the end would kill the process with SIGBUS.
 void Snapshot::check_not_truncated() const {

@@ -29,6 +29,15 @@ struct SnapshotMeta {
     std::string source;
 };
 
+// The LMDB environment's fill: how much of the map is used and how many
+// reader slots (one per process that has read it) are taken.
+struct SnapshotUsage {
+    std::uint64_t map_size = 0;
+    std::uint64_t map_used = 0;  // bytes up to the last page written
+    std::uint64_t readers = 0;
+    std::uint64_t max_readers = 0;
+};
+
 struct SnapshotCounts {
     std::size_t segments = 0;
     std::size_t profiles = 0;
@@ -67,6 +76,12 @@ public:
     const SnapshotMeta& meta() const noexcept { return meta_; }
     const schema::SegmentDef* segment(std::uint32_t id) const noexcept;
     std::size_t segment_count() const noexcept { return catalogue_.size(); }
+    // Every catalogued segment, unordered.
+    const std::unordered_map<std::uint32_t, schema::SegmentDef>& segments() const noexcept {
+        return catalogue_;
+    }
+    // Throws LmdbError.
+    SnapshotUsage usage() const;
 
     // One renewed read transaction for several lookups, reset when the Read
     // ends (also by an exception), so a request pays for one renew however

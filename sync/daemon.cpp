@@ -10,9 +10,11 @@
 #include <chrono>
 #include <ctime>
 #include <fcntl.h>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
+#include "segcore/layout.h"
 #include "sync/config.h"
 #include "sync/delta.h"
 #include "sync/import.h"
@@ -206,6 +208,7 @@ bool Daemon::process(SourceRuntime& s, const std::string& name) {
         positions_[s.config.name] = name;
         s.status.last_feed = name;
         s.status.last_applied_at = now();
+        ++s.status.applied;
         status_.last_success = s.config.name + " " + name;
         status_.last_success_at = now();
         s.source->settle(name, feed.involved, "");
@@ -299,6 +302,7 @@ void Daemon::reject(SourceRuntime& s, const std::string& name, const std::vector
     s.status.last_feed = name;
     s.status.last_error = name + ": " + why;
     s.status.last_error_at = now();
+    ++s.status.rejected;
     status_.last_error = s.config.name + " " + name + ": " + why;
     status_.last_error_at = now();
     s.source->settle(name, involved, why);
@@ -312,6 +316,7 @@ void Daemon::fail(SourceRuntime& s, const std::string& name, const std::string& 
     failures_ = true;
     s.status.last_error = (name.empty() ? "" : name + ": ") + why;
     s.status.last_error_at = now();
+    ++s.status.failures;
     status_.last_error = s.config.name + (name.empty() ? "" : " " + name) + ": " + why;
     status_.last_error_at = now();
     LogFields fields{{"source", s.config.name}};
@@ -364,6 +369,9 @@ void Daemon::wait() {
 
 void Daemon::save_status() {
     status_.updated_at = now();
+    std::error_code error;
+    auto bytes = std::filesystem::file_size(segcore::layout::current_link(root_) + "/data.mdb", error);
+    status_.snapshot_bytes = error ? 0 : bytes;
     status_.sources.clear();
     for (const auto& s : sources_) status_.sources.push_back(s.status);
     try {

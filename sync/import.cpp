@@ -108,7 +108,7 @@ SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& 
     SnapshotExpectation expected;
     expected.meta.schema_version = segcore::schema::kVersion;
     expected.meta.generation = generation;
-    expected.meta.built_at = static_cast<std::uint64_t>(std::time(nullptr));
+    expected.meta.built_at = static_cast<std::uint64_t>(options.built_at ? options.built_at : std::time(nullptr));
     expected.meta.source = options.source;
     SnapshotWriter writer(dir, map_size_for(extra.bytes, options.min_map_size));
     writer.put_meta(expected.meta, options.feeds);

@@ -24,6 +24,7 @@ struct ImportOptions {
     std::string orders_path;    // optional: RFM attributes computed into the snapshot
     RfmThresholds rfm;
     std::int64_t as_of = 0;     // "now" for lifecycle ages; 0: the current time
+    std::int64_t built_at = 0;  // recorded build time; 0: the current time
     std::string source = "import";
     unsigned keep = 2;                  // snapshots kept, counting the new one
     std::size_t min_map_size = 0;       // 0: the default (1 GiB); grown for large inputs

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <iterator>
+#include <optional>
 #include <iostream>
 #include <map>
 #include <set>
@@ -14,10 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "segcore/layout.h"
+#include "segcore/snapshot.h"
 #include "sync/config.h"
 #include "sync/daemon.h"
 #include "sync/import.h"
 #include "sync/inspect.h"
+#include "sync/report.h"
 #include "sync/sign.h"
 #include "sync/signature.h"
 #include "sync/status.h"
@@ -27,9 +32,12 @@ namespace {
 constexpr const char* kUsage =
     "usage: segsync import --db DIR --segments FILE --profiles FILE [--aliases FILE]\n"
     "                      [--blocks FILE] [--orders FILE] [--as-of UNIX_SECONDS]\n"
-    "                      [--source LABEL] [--keep N]\n"
+    "                      [--source LABEL] [--keep N] [--built-at UNIX_SECONDS]\n"
     "       segsync run --config FILE [--once]\n"
     "       segsync status (--db DIR | --config FILE) [--json]\n"
+    "       segsync report (--db DIR | --config FILE) (--counters FILE | --status-url URL)\n"
+    "                      [--baseline FILE] [--window DURATION] [--near-universal PERCENT]\n"
+    "                      [--near-empty PERCENT] [--json]\n"
     "       segsync verify (--db DIR | --config FILE)\n"
     "       segsync dump (--db DIR | --config FILE) meta|segments|attributes|profiles|aliases\n"
     "                    [--id ID --kind anonymous|known]\n"
@@ -49,9 +57,16 @@ constexpr const char* kUsage =
     "  --as-of T        \"now\" for lifecycle stages, unix seconds (default: the current time)\n"
     "  --source LABEL   recorded in the snapshot (default: import)\n"
     "  --keep N         snapshots to keep, counting the new one (default: 2)\n"
+    "  --built-at T     record T (unix seconds) as the build time instead of now: for\n"
+    "                   backfills and for testing segedge_max_staleness\n"
     "run      the daemon: applies snapshots, deltas and orders from the configured\n"
     "         sources as they appear (--once: one pass, then exit)\n"
     "status   generation, last success, last error and lag per source\n"
+    "report   segments with no matches, matching almost every or almost no request,\n"
+    "         over the window the module's counters cover (--counters: a saved\n"
+    "         segedge_status?format=json; --baseline: an earlier one, counted from;\n"
+    "         --window: the least time the counts must cover, e.g. 90d; thresholds\n"
+    "         in percent of requests, default 90 and 0.1)\n"
     "verify   full walk and check of the live snapshot\n"
     "dump     one database of the live snapshot as NDJSON\n"
     "sign     print a signed known-visitor cookie value for ID, signed with the first\n"
@@ -82,7 +97,9 @@ struct Command {
 
 // Options that take a value, and flags, per command.
 const std::map<std::string, std::pair<std::set<std::string>, std::set<std::string>>> kCommands = {
-    {"import", {{"--db", "--segments", "--profiles", "--aliases", "--blocks", "--orders", "--as-of", "--source", "--keep"}, {}}},
+    {"import", {{"--db", "--segments", "--profiles", "--aliases", "--blocks", "--orders", "--as-of", "--source", "--keep", "--built-at"}, {}}},
+    {"report", {{"--db", "--config", "--counters", "--status-url", "--baseline", "--window", "--near-universal",
+                 "--near-empty"}, {"--json"}}},
     {"run", {{"--config"}, {"--once"}}},
     {"status", {{"--db", "--config"}, {"--json"}}},
     {"verify", {{"--db", "--config"}, {}}},
@@ -105,7 +122,7 @@ unsigned long long parse_number(const std::string& option, const std::string& te
 }
 
 // "90", "90s", "15m", "12h", "30d": seconds.
-std::uint64_t parse_duration(const std::string& text) {
+std::uint64_t parse_duration(const std::string& text, const std::string& option = "--ttl") {
     constexpr std::uint64_t kMax = 100ull * 365 * 86400;
     std::uint64_t unit = 1;
     std::string digits = text;
@@ -114,9 +131,9 @@ std::uint64_t parse_duration(const std::string& text) {
         digits.pop_back();
     }
     try {
-        return parse_number("--ttl", digits, 1, kMax / unit) * unit;
+        return parse_number(option, digits, 1, kMax / unit) * unit;
     } catch (const UsageError&) {
-        throw UsageError("--ttl takes a duration such as 3600, 90m, 12h or 30d, got \"" + text + "\"");
+        throw UsageError(option + " takes a duration such as 3600, 90m, 12h or 30d, got \"" + text + "\"");
     }
 }
 
@@ -181,6 +198,8 @@ int run_import(const Command& c) {
     if (c.has("--source")) o.source = c.get("--source");
     if (c.has("--keep")) o.keep = static_cast<unsigned>(parse_number("--keep", c.get("--keep"), 1, 1000000));
     if (c.has("--as-of")) o.as_of = static_cast<std::int64_t>(parse_number("--as-of", c.get("--as-of"), 1, 1ull << 40));
+    if (c.has("--built-at"))
+        o.built_at = static_cast<std::int64_t>(parse_number("--built-at", c.get("--built-at"), 1, 1ull << 40));
     if (o.db.empty() || o.segments_path.empty() || o.profiles_path.empty())
         throw UsageError("import needs --db, --segments and --profiles");
     // Progress is for a person watching; logs and pipes get only the result.
@@ -195,6 +214,42 @@ int run_import(const Command& c) {
               << " attributes" << (o.aliases_path.empty() ? "" : ", " + std::to_string(result.aliases) + " aliases")
               << (o.blocks_path.empty() ? "" : ", " + std::to_string(result.blocks) + " block contents")
               << ") as " << result.snapshot_path << std::endl;
+    return 0;
+}
+
+double parse_percent(const std::string& option, const std::string& text) {
+    char* end = nullptr;
+    double value = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !(value >= 0 && value <= 100))
+        throw UsageError(option + " takes a percentage from 0 to 100, got \"" + text + "\"");
+    return value / 100;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+int run_report(const Command& c) {
+    expect_arguments(c, 0);
+    if (c.has("--counters") == c.has("--status-url"))
+        throw UsageError("report needs --counters FILE or --status-url URL");
+    segsync::ReportOptions o;
+    if (c.has("--window")) o.window = parse_duration(c.get("--window"), "--window");
+    if (c.has("--near-universal")) o.near_universal = parse_percent("--near-universal", c.get("--near-universal"));
+    if (c.has("--near-empty")) o.near_empty = parse_percent("--near-empty", c.get("--near-empty"));
+    std::string db = database_of(c);
+    auto current = c.has("--counters")
+                       ? segsync::parse_counters(read_file(c.get("--counters")), c.get("--counters"))
+                       : segsync::parse_counters(segsync::fetch_status(c.get("--status-url")), c.get("--status-url"));
+    std::optional<segsync::Counters> baseline;
+    if (c.has("--baseline")) baseline = segsync::parse_counters(read_file(c.get("--baseline")), c.get("--baseline"));
+    segcore::Snapshot snapshot(segcore::layout::current_link(db));
+    std::vector<segcore::schema::SegmentDef> catalogue;
+    for (const auto& entry : snapshot.segments()) catalogue.push_back(entry.second);
+    auto report = segsync::build_report(catalogue, current, baseline ? &*baseline : nullptr, o);
+    segsync::print_report(report, c.has("--json"), std::cout);
     return 0;
 }
 
@@ -253,6 +308,7 @@ int dispatch(const Command& c) {
         return segsync::verify_db(database_of(c), std::cout, std::cerr);
     }
     if (c.name == "dump") return run_dump(c);
+    if (c.name == "report") return run_report(c);
     if (c.name == "sign") return run_sign(c);
     return run_sign_feed(c);
 }

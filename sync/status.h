@@ -21,6 +21,9 @@ struct SourceStatus {
     std::int64_t last_poll_at = 0;
     std::int64_t caught_up_at = 0;   // last poll that left nothing to apply
     std::size_t pending = 0;         // feeds seen but not applied yet
+    std::uint64_t applied = 0;       // feeds applied by this daemon process
+    std::uint64_t rejected = 0;      // feeds rejected as bad input
+    std::uint64_t failures = 0;      // attempts that failed and will be retried
 };
 
 struct DaemonStatus {
@@ -32,12 +35,20 @@ struct DaemonStatus {
     std::int64_t last_success_at = 0;
     std::string last_error;    // "source feed: message"
     std::int64_t last_error_at = 0;
+    std::uint64_t snapshot_bytes = 0;  // the live snapshot's data.mdb
     std::vector<SourceStatus> sources;
 };
 
+// "2024-05-01T12:00:00Z", or "never" for 0.
+std::string utc_time(std::int64_t unix_seconds);
+
 std::string status_path(const std::string& root);
-// Temp file + rename(2): a reader never sees half a file.
+// DB/.segsync-metrics.prom, for node_exporter's textfile collector.
+std::string metrics_path(const std::string& root);
+// Both files, each by temp file + rename(2): a reader never sees half a file.
 void write_status(const std::string& root, const DaemonStatus& status);
+// The status as Prometheus text exposition format, lag as of `now`.
+std::string render_metrics(const DaemonStatus& status, std::int64_t now);
 std::optional<DaemonStatus> read_status(const std::string& root);
 
 // `segsync status`: the current generation (read from the database) and

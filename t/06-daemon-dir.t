@@ -6,6 +6,7 @@
 
 use SegEdge::Test;
 use SegEdge::Feeds;
+use SegEdge::Prometheus;
 use Time::HiRes qw(sleep time);
 
 my $dir = testdir();
@@ -62,7 +63,15 @@ like $out, qr/another segsync is writing to \Q$dir\E\/db/, '... saying why';
 is $rc, 0, 'segsync status';
 like $out, qr/generation:\s+$gen\b/, '... shows the generation';
 like $out, qr/daemon:\s+running/, '... and that the daemon runs';
-like $out, qr/source drop \(directory \Q$drop\E\): last feed 0106\.delta\.ndjson, pending 0, lag \d+s/, '... and the source';
+like $out, qr/source drop \(directory \Q$drop\E\): last feed 0106\.delta\.ndjson, pending 0, applied 106, rejected 1, failed 0, lag \d+s/,
+     '... and the source';
+like $out, qr/snapshot:\s+[1-9]\d* bytes/, '... and the snapshot size';
+my $metrics = eval { SegEdge::Prometheus::parse_exposition(read_text("$dir/db/.segsync-metrics.prom")) };
+ok $metrics, 'the metrics file parses strictly' or diag $@;
+is $metrics->{samples}{'segsync_feeds_applied_total{source="drop"}'}, 106, '... counts applied feeds';
+is $metrics->{samples}{'segsync_feeds_rejected_total{source="drop"}'}, 1, '... and rejected ones';
+is $metrics->{samples}{segsync_generation}, $gen, '... and has the generation';
+ok $metrics->{samples}{segsync_snapshot_bytes} > 0, '... and the snapshot size';
 ($rc, $out) = run_cmd($segsync, 'verify', '--config', $config);
 is $rc, 0, 'segsync verify' or diag $out;
 

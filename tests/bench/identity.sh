@@ -92,19 +92,6 @@ for ((i = 0; i < rounds; i++)); do
             first-visit) run "$i $c" /seg "" ;;
         esac
     done
-done | awk -v hz="$(getconf CLK_TCK)" '{ us[$1, $2] = $4 / hz * 1e6 / $3; rounds[$1] = 1 }
-    END {
-        printf "%-12s %18s %15s\n", "case", "worker CPU us/req", "median vs bare"
-        split("bare anonymous known first-visit", order, " ")
-        for (k = 1; k <= 4; k++) {
-            c = order[k]; n = 0; total = 0
-            for (r in rounds) { ratio[++n] = us[r, c] / us[r, "bare"]; total += us[r, c] }
-            for (i = 2; i <= n; i++)    # insertion sort: mawk has no asort
-                for (j = i; j > 1 && ratio[j - 1] > ratio[j]; j--) {
-                    t = ratio[j]; ratio[j] = ratio[j - 1]; ratio[j - 1] = t
-                }
-            median = n % 2 ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2
-            printf "%-12s %18.2f %15.2f\n", c, total / n, median
-        }
-    }'
+done | awk -v hz="$(getconf CLK_TCK)" -v cases="bare anonymous known first-visit" \
+    -f "$repo/tests/bench/median_ratio.awk"
 grep -E '\[(alert|emerg|crit)\]' "$dir/error.log" && exit 1 || true
