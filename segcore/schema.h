@@ -21,6 +21,8 @@
 //             are reserved for per-experiment content and skipped by readers
 //             that do not know them. The '\0' sorts below every name byte,
 //             so one block's keys are contiguous in cursor order.
+//   experiments key: experiment id   value: experiments::encode (see
+//             segcore/experiments.h); may be absent: no experiments
 //
 // Segments and blocks never change in place: they change only with a full
 // snapshot. Profiles, aliases, attributes and meta's generation also change
@@ -44,6 +46,7 @@ inline constexpr const char* kProfilesDb = "profiles";
 inline constexpr const char* kAliasesDb = "aliases";
 inline constexpr const char* kAttributesDb = "attributes";
 inline constexpr const char* kBlocksDb = "blocks";
+inline constexpr const char* kExperimentsDb = "experiments";
 inline constexpr unsigned kMaxDbs = 8;
 
 inline constexpr std::string_view kMetaSchemaVersion = "schema_version";  // u32

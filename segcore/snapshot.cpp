@@ -55,6 +55,7 @@ Snapshot::Snapshot(const std::string& dir) try : env_(dir, reader_options()) {
     load_meta();
     load_catalogue();
     load_blocks();
+    load_experiments();
 } catch (const LmdbError& e) {
     throw SnapshotError(e.what());
 }
@@ -135,6 +136,25 @@ void Snapshot::load_blocks() {
         if (!blocks_.add(key->block, key->segment))
             throw SnapshotError("more than " + std::to_string(schema::kMaxBlocks) + " blocks");
     }
+}
+
+// Absent from snapshots written before experiments existed: none.
+void Snapshot::load_experiments() {
+    Txn txn(env_, MDB_RDONLY);
+    auto dbi = txn.open_existing_db(schema::kExperimentsDb);
+    if (!dbi) return;
+    Cursor cursor(txn, *dbi);
+    while (cursor.next()) {
+        auto def = experiments::decode(cursor.key(), cursor.value());
+        if (!def) throw SnapshotError("malformed experiment record");
+        for (std::uint32_t id : def->segments)
+            if (!segment(id))
+                throw SnapshotError("experiment \"" + def->id + "\" targets unknown segment id " +
+                                    std::to_string(id));
+        experiments_.add(std::move(*def));
+    }
+    if (experiments_.all().size() > experiments::kMaxExperiments)
+        throw SnapshotError("more than " + std::to_string(experiments::kMaxExperiments) + " experiments");
 }
 
 const schema::SegmentDef* Snapshot::segment(std::uint32_t id) const noexcept {
@@ -299,6 +319,7 @@ SnapshotCounts Snapshot::verify() const {
     }
     counts.aliases = verify_aliases(txn);
     verify_blocks(txn, counts);
+    counts.experiments = experiments_.all().size();  // checked when opened
     return counts;
 }
 

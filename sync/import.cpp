@@ -6,6 +6,7 @@
 #include "segcore/layout.h"
 #include "segcore/lmdb.h"
 #include "sync/editor.h"
+#include "sync/experiments.h"
 #include "sync/progress.h"
 #include "sync/sources.h"
 #include "sync/validate.h"
@@ -98,6 +99,7 @@ std::size_t write_blocks(NdjsonReader& reader, const Catalogue& catalogue, Snaps
 struct ExtraInputs {
     NdjsonReader* aliases = nullptr;
     NdjsonReader* blocks = nullptr;
+    const std::vector<segcore::experiments::ExperimentDef>* experiments = nullptr;
     std::uint64_t bytes = 0;
 };
 
@@ -114,6 +116,10 @@ SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& 
     writer.put_meta(expected.meta, options.feeds);
     for (const auto& def : catalogue.segments()) writer.put_segment(def);
     expected.segments = catalogue.segments().size();
+    if (extra.experiments) {
+        for (const auto& def : *extra.experiments) writer.put_experiment(def);
+        expected.experiments = extra.experiments->size();
+    }
     // Before the profiles: the small file fails fast.
     if (extra.blocks) expected.blocks = write_blocks(*extra.blocks, catalogue, writer, options);
     AttributeCatalogue attributes;
@@ -147,6 +153,7 @@ ImportResult import_locked(const std::string& root, const ImportOptions& options
     result.aliases = expected.aliases;
     result.attributes = expected.attributes;
     result.blocks = expected.blocks;
+    result.experiments = expected.experiments;
     result.snapshot_path = segcore::layout::snapshots_dir(root) + "/" + name;
     return result;
 }
@@ -160,6 +167,10 @@ struct Inputs {
         if (!options.blocks_path.empty()) blocks.emplace(options.blocks_path);
         if (!options.orders_path.empty()) NdjsonReader orders(options.orders_path);
         catalogue = read_catalogue(segments);
+        if (!options.experiments_path.empty()) {
+            NdjsonReader reader(options.experiments_path);
+            experiments = read_experiments(reader, catalogue);
+        }
     }
 
     NdjsonReader segments;
@@ -167,6 +178,7 @@ struct Inputs {
     std::optional<NdjsonReader> aliases;
     std::optional<NdjsonReader> blocks;
     Catalogue catalogue;
+    std::optional<std::vector<segcore::experiments::ExperimentDef>> experiments;
 };
 
 ImportResult import_checked(const ImportOptions& options, Inputs& inputs) {
@@ -174,6 +186,7 @@ ImportResult import_checked(const ImportOptions& options, Inputs& inputs) {
     ExtraInputs extra;
     extra.aliases = inputs.aliases ? &*inputs.aliases : nullptr;
     extra.blocks = inputs.blocks ? &*inputs.blocks : nullptr;
+    extra.experiments = inputs.experiments ? &*inputs.experiments : nullptr;
     extra.bytes = inputs.segments.size() + inputs.profiles.size() +
                   (inputs.aliases ? inputs.aliases->size() : 0) +
                   (inputs.blocks ? inputs.blocks->size() : 0);
