@@ -106,10 +106,12 @@ public:
         std::size_t alias(std::string_view anonymous_id, char* out);
         // The generation committed as of this transaction.
         std::uint64_t generation() const;
-        // The fragment of `block` for `segment`, valid while this Read
-        // lasts. Throws LmdbError (MDB_NOTFOUND when there is none) or
+        // The fragment of `block` for `segment` (and an experiment
+        // variant, "experiment:variant"), valid while this Read lasts.
+        // Throws LmdbError (MDB_NOTFOUND when there is none) or
         // SnapshotError.
-        std::string_view fragment(std::string_view block, std::uint32_t segment);
+        std::string_view fragment(std::string_view block, std::uint32_t segment,
+                                  std::string_view variant = {});
 
     private:
         Snapshot& snapshot_;

@@ -168,6 +168,40 @@ void check_layers(std::vector<Parsed>& parsed, const std::map<std::string, Layer
 
 }  // namespace
 
+BlockContent VariantBlocks::parse(const json& object, const Catalogue& catalogue, const Location& where) {
+    json plain = object;
+    plain.erase("experiment");
+    plain.erase("variant");
+    BlockContent content = parse_block(plain, catalogue, where);
+    const std::string& id = as_string(required(object, "experiment", where), "experiment", where);
+    const std::string& name = as_string(required(object, "variant", where), "variant", where);
+    const ex::ExperimentDef* def = nullptr;
+    if (experiments_)
+        for (const auto& e : *experiments_)
+            if (e.id == id) def = &e;
+    if (!def) throw ImportError(where, "unknown experiment " + quote(id) + " (not in --experiments)");
+    bool known = std::any_of(def->variants.begin(), def->variants.end(),
+                             [&](const ex::Variant& v) { return v.name == name; });
+    if (!known) throw ImportError(where, "experiment " + quote(id) + " has no variant " + quote(name));
+    content.variant = id + ":" + name;
+    auto [it, inserted] = lines_.emplace(std::make_tuple(content.block, content.segment, content.variant), where.line);
+    if (!inserted)
+        throw ImportError(where, "duplicate content for block " + quote(content.block) + " and variant " +
+                                     quote(content.variant) + " (first on line " + std::to_string(it->second) + ")");
+    return content;
+}
+
+void VariantBlocks::check(std::string_view file, const Catalogue& catalogue) const {
+    for (const auto& [key, line] : lines_) {
+        const auto& [block, segment, variant] = key;
+        if (!bases_.count({block, segment}))
+            throw ImportError(Location{file, line},
+                              "content for variant " + quote(variant) + " of block " + quote(block) +
+                                  " needs the block's content for segment " +
+                                  quote(catalogue.segments()[segment - 1].name) + " too");
+    }
+}
+
 std::vector<ex::ExperimentDef> read_experiments(NdjsonReader& reader, const Catalogue& catalogue) {
     std::vector<Parsed> parsed;
     std::map<std::string, std::size_t> lines;

@@ -86,13 +86,22 @@ std::size_t write_aliases(NdjsonReader& reader, SnapshotWriter& writer,
 }
 
 std::size_t write_blocks(NdjsonReader& reader, const Catalogue& catalogue, SnapshotWriter& writer,
-                         const ImportOptions& options) {
+                         const ImportOptions& options,
+                         const std::vector<segcore::experiments::ExperimentDef>* experiments) {
     BlockIndex index;
-    return write_records(reader, writer, options, [&](const nlohmann::json& object) {
+    VariantBlocks variants(experiments);
+    std::size_t count = write_records(reader, writer, options, [&](const nlohmann::json& object) {
+        if (VariantBlocks::is_variant_line(object)) {
+            writer.put_block(variants.parse(object, catalogue, reader.where()));
+            return;
+        }
         BlockContent content = parse_block(object, catalogue, reader.where());
         index.add(content, catalogue, reader.where());
+        variants.add_base(content);
         writer.put_block(content);
     });
+    variants.check(reader.path(), catalogue);
+    return count;
 }
 
 // The optional inputs beside segments and profiles.
@@ -121,7 +130,8 @@ SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& 
         expected.experiments = extra.experiments->size();
     }
     // Before the profiles: the small file fails fast.
-    if (extra.blocks) expected.blocks = write_blocks(*extra.blocks, catalogue, writer, options);
+    if (extra.blocks)
+        expected.blocks = write_blocks(*extra.blocks, catalogue, writer, options, extra.experiments);
     AttributeCatalogue attributes;
     expected.profiles = write_profiles(profiles, catalogue, attributes, writer, options);
     writer.put_attributes(attributes.added());

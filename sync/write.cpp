@@ -114,7 +114,7 @@ bool SnapshotWriter::put_new(MDB_dbi dbi, std::string_view key, std::string_view
 
 void SnapshotWriter::put_block(const BlockContent& content) {
     char key[schema::kMaxBlockKeySize];
-    std::size_t size = schema::encode_block_key(content.block, content.segment, {}, key);
+    std::size_t size = schema::encode_block_key(content.block, content.segment, content.variant, key);
     if (size == 0) throw ImportError("internal error: unvalidated block name");
     txn_->put(blocks_db_, std::string_view(key, size), content.html);
 }

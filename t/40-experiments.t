@@ -51,7 +51,15 @@ my $experiments = <<'EXP';
 {"id":"promo","status":"paused","salt":"promo-1","variants":[{"name":"control","weight":10000}]}
 EXP
 
-my ($rc, $out) = import_snapshot('db', $segments, $profiles, 'gen-1', undef, undef, $experiments);
+# the hero block: vip content, and other content for vip visitors in checkout's B
+my $blocks = <<'BLK';
+{"block":"hero","segment":"vip","html":"vip hero"}
+{"block":"hero","segment":"vip","experiment":"checkout","variant":"B","html":"B hero"}
+BLK
+mkdir testdir() . '/html';
+write_text(testdir() . '/html/page.html', "<!--segedge:hero-->default hero<!--/segedge:hero-->\n");
+
+my ($rc, $out) = import_snapshot('db', $segments, $profiles, 'gen-1', undef, $blocks, $experiments);
 is $rc, 0, 'imported with experiments' or diag $out;
 like $out, qr/3 experiments/, 'import counts the experiments';
 
@@ -79,6 +87,12 @@ start_nginx(<<'EOF');
             add_header X-Gen $segedge_generation always;
             proxy_set_header X-Segedge-Experiments $segedge_experiments;
             proxy_pass http://$checkout_backend;
+        }
+
+        location = /page.html {
+            segedge_blocks on;
+            root %%TESTDIR%%/html;
+            add_header X-Blocks-Key $segedge_blocks_key always;
         }
 
         location = /status {
@@ -136,7 +150,22 @@ for my $variant (qw(B control holdout)) {
 }
 like $status, qr/"promo:control":0(?:,|\})/, 'a paused experiment has its series, at zero';
 
-my $r = http_get('/', Cookie => "segedge_id=$other");
+my %hero_seen;
+for my $id (@vip[0 .. 9]) {
+    my $r = http_get('/page.html', Cookie => "segedge_id=$id");
+    my $variant = expected_variant(\%checkout, $id);
+    $hero_seen{$variant eq 'B' ? 'B' : 'other'}++;
+    my ($hero, $key) = $variant eq 'B' ? ('B hero', 'hero=vip@checkout:B') : ('vip hero', 'hero=vip');
+    is $r->body, "<!--segedge:hero-->$hero<!--/segedge:hero-->\n", "hero block for $variant";
+    is $r->value('X-Blocks-Key'), $key, 'the blocks key names the variant content';
+}
+
+ok $hero_seen{B} && $hero_seen{other}, 'both the variant and the segment content were served';
+
+my $r = http_get('/page.html', Cookie => "segedge_id=$other");
+like $r->body, qr/default hero/, 'untargeted visitor: the default block';
+
+$r = http_get('/', Cookie => "segedge_id=$other");
 is $r->value('X-Variant'), '[]', 'untargeted visitor: no variant';
 is $r->value('X-Experiments'), '[' . expected_list($other, 0) . ']',
     'untargeted visitor: only experiments for everyone';
@@ -154,7 +183,7 @@ my $before = observe();
 # a republish that adds an unrelated experiment, and the first visitor logs
 # in (an alias to a known profile): bucketing stays on the anonymous id
 ($rc, $out) = import_snapshot('db', $segments, $profiles, 'gen-2',
-    qq({"anonymous":"$logged_in","known":"customer-1"}\n), undef, $experiments
+    qq({"anonymous":"$logged_in","known":"customer-1"}\n), $blocks, $experiments
     . qq({"id":"zeta","status":"running","salt":"zeta-1","variants":[{"name":"control","weight":5000},{"name":"z","weight":5000}]}\n));
 is $rc, 0, 'republished with another experiment and an alias' or diag $out;
 ok wait_until(sub { http_get('/', Cookie => "segedge_id=$vip[0]")->value('X-Gen') eq '2' }),

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "segcore/block_choice.h"
 #include "segcore/experiments.h"
 #include "segcore/snapshot.h"
 #include "sync/import.h"
@@ -41,21 +42,38 @@ struct Fixture {
         return o;
     }
 
-    std::string error_of(const std::string& lines) const {
-        fixture::write_file(experiments, lines);
-        try {
-            segsync::run_import(options());
-        } catch (const segsync::ImportError& e) {
-            return e.what();
-        }
-        return "";
-    }
-
     std::string current() const {
         std::error_code ec;
         return std::filesystem::read_symlink(db + "/current", ec).string();
     }
 };
+
+// One bad input file: its lines, the line the error must name, and the text.
+struct Bad {
+    std::string lines;
+    int line;
+    std::string message;
+};
+
+// Each bad version of `path` fails the import naming path:line and leaves
+// the published snapshot as it was.
+void check_rejected(const Fixture& f, const segsync::ImportOptions& options, const std::string& path,
+                    const std::vector<Bad>& bad) {
+    const std::string target = f.current();
+    for (const auto& b : bad) {
+        INFO(b.lines);
+        fixture::write_file(path, b.lines);
+        std::string message;
+        try {
+            segsync::run_import(options);
+        } catch (const segsync::ImportError& e) {
+            message = e.what();
+        }
+        CHECK(message.rfind(path + ":" + std::to_string(b.line) + ": ", 0) == 0);
+        CHECK_THAT(message, Catch::Contains(b.message));
+        CHECK(f.current() == target);
+    }
+}
 
 }  // namespace
 
@@ -87,12 +105,6 @@ TEST_CASE("bad experiments are rejected with FILE:LINE and publish nothing", "[i
     Fixture f;
     fixture::write_file(f.experiments, experiment("hero", ""));
     segsync::run_import(f.options());
-    const std::string target = f.current();
-    struct Bad {
-        std::string lines;
-        int line;
-        std::string message;
-    };
     const std::string in_layer = R"(,"layer":"checkout-layer","layer_range":[1000,6000])";
     std::vector<Bad> bad = {
         {experiment("a", "", R"([{"name":"control","weight":5000},{"name":"B","weight":4999}])"), 1,
@@ -120,13 +132,7 @@ TEST_CASE("bad experiments are rejected with FILE:LINE and publish nothing", "[i
         {experiment("a", R"(,"colour":"red")"), 1, R"(unknown field "colour")"},
         {experiment("a", R"(,"holdout":10000)"), 1, R"("holdout" must be an integer 0..9999)"},
     };
-    for (const auto& b : bad) {
-        INFO(b.lines);
-        std::string message = f.error_of(b.lines);
-        CHECK(message.rfind(f.experiments + ":" + std::to_string(b.line) + ": ", 0) == 0);
-        CHECK_THAT(message, Catch::Contains(b.message));
-        CHECK(f.current() == target);
-    }
+    check_rejected(f, f.options(), f.experiments, bad);
 }
 
 TEST_CASE("report lists running experiments without a holdout", "[report][experiments]") {
@@ -143,4 +149,34 @@ TEST_CASE("report lists running experiments without a holdout", "[report][experi
     std::ostringstream out;
     segsync::print_report(report, false, out);
     CHECK_THAT(out.str(), Catch::Contains("experiments without a holdout: 1\n  hero\n"));
+}
+
+TEST_CASE("blocks may carry content per experiment variant", "[import][experiments][blocks]") {
+    Fixture f;
+    fixture::write_file(f.experiments, experiment("checkout", R"(,"segments":["vip"])"));
+    auto options = f.options();
+    options.blocks_path = f.tmp.path() + "/blocks.ndjson";
+    const std::string base = R"({"block":"hero","segment":"vip","html":"<h2>VIP</h2>"})" "\n";
+    auto variant_line = [](const std::string& experiment, const std::string& variant, const std::string& segment) {
+        return R"({"block":"hero","segment":")" + segment + R"(","experiment":")" + experiment +
+               R"(","variant":")" + variant + R"(","html":"<h2>B</h2>"})" "\n";
+    };
+    fixture::write_file(options.blocks_path, variant_line("checkout", "B", "vip") + base);
+    CHECK(segsync::run_import(options).blocks == 2);
+    segcore::Snapshot snapshot(f.db + "/current");
+    segcore::BlockChoice choice;
+    std::uint32_t vip = 1;
+    REQUIRE(snapshot.blocks().choose(&vip, 1, &choice) == 1);
+    snapshot.blocks().apply_variants(&choice, 1, "checkout:B");
+    CHECK(choice.variant == "checkout:B");
+
+    std::vector<Bad> bad = {
+        {base + variant_line("hero", "B", "vip"), 2, R"(unknown experiment "hero")"},
+        {base + variant_line("checkout", "C", "vip"), 2, R"(experiment "checkout" has no variant "C")"},
+        {base + variant_line("checkout", "B", "new"), 2,
+         R"(content for variant "checkout:B" of block "hero" needs the block's content for segment "new" too)"},
+        {base + variant_line("checkout", "B", "vip") + variant_line("checkout", "B", "vip"), 3,
+         R"(duplicate content for block "hero" and variant "checkout:B" (first on line 2))"},
+    };
+    check_rejected(f, options, options.blocks_path, bad);
 }

@@ -110,7 +110,7 @@ TEST_CASE("the recorder counts by name across snapshots whose ids differ") {
     recorder.use(first.get(), 1);
     recorder.request(false);
     recorder.segments(both, 2);
-    segcore::BlockChoice hero{0, 1};
+    segcore::BlockChoice hero{0, 1, {}};
     recorder.blocks(&hero, 1);
     std::uint32_t vip_now = 7, unknown = 99;
     recorder.use(second.get(), 1);
