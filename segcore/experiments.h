@@ -28,7 +28,7 @@ namespace segcore::experiments {
 inline constexpr std::uint32_t kBuckets = 10000;
 inline constexpr std::size_t kMaxExperiments = 64;
 inline constexpr std::size_t kMaxVariants = 16;
-// Ids, layers and variants: [a-z0-9_-]. 31 so that "id:variant" fits the
+// Ids and layers: [a-z0-9_-]; variants also A-Z. 31 so that "id:variant" fits the
 // metrics zone's slot names (schema::kMaxSegmentNameSize).
 inline constexpr std::size_t kMaxNameSize = 31;
 inline constexpr std::size_t kMaxSaltSize = 128;  // any bytes
