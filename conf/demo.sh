@@ -26,7 +26,8 @@ fi
     --segments "$repo/conf/demo/segments.ndjson" \
     --profiles "$repo/conf/demo/profiles.ndjson" \
     --aliases "$repo/conf/demo/aliases.ndjson" \
-    --blocks "$repo/conf/demo/blocks.ndjson" --source demo
+    --blocks "$repo/conf/demo/blocks.ndjson" \
+    --experiments "$repo/conf/demo/experiments.ndjson" --source demo
 
 sed -e "s|@MODULE@|$repo/build/nginx/objs/ngx_http_segedge_module.so|" \
     -e "s|@DEMO@|$demo|g" "$repo/conf/nginx.conf" > "$demo/nginx.conf"

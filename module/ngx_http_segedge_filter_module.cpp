@@ -412,6 +412,10 @@ ngx_http_segedge_choose_blocks(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    catalogue.apply_variants(choices, n,
+        std::string_view((const char *) sctx->experiments.data,
+                         sctx->experiments.len));
+
     elts = (ngx_http_segedge_block_t *)
                ngx_palloc(r->pool, n * sizeof(ngx_http_segedge_block_t));
     if (elts == NULL) {
@@ -447,8 +451,9 @@ ngx_http_segedge_choose_blocks(ngx_http_request_t *r,
 
 
 /*
- * "block=segment,..." in block-name order: what makes this body differ.
- * The block names in blocks->elts point into it.
+ * "block=segment,..." in block-name order, "block=segment@experiment:variant"
+ * for per-experiment content: what makes this body differ. The block names
+ * in blocks->elts point into it.
  */
 
 static ngx_int_t
@@ -463,7 +468,8 @@ ngx_http_segedge_blocks_key(ngx_http_request_t *r,
     len = 0;
     for (i = 0; i < n; i++) {
         len += snapshot->blocks().name(choices[i].block).size() + 1
-               + snapshot->segment(choices[i].segment)->name.size() + 1;
+               + snapshot->segment(choices[i].segment)->name.size() + 1
+               + choices[i].variant.size() + 1;
     }
 
     p = (u_char *) ngx_pnalloc(r->pool, len);
@@ -488,6 +494,12 @@ ngx_http_segedge_blocks_key(ngx_http_request_t *r,
         p = ngx_cpymem(p, block.data(), block.size());
         *p++ = '=';
         p = ngx_cpymem(p, segment.data(), segment.size());
+
+        if (!choices[i].variant.empty()) {
+            *p++ = '@';
+            p = ngx_cpymem(p, choices[i].variant.data(),
+                           choices[i].variant.size());
+        }
     }
 
     blocks->key.len = p - blocks->key.data;

@@ -20,6 +20,7 @@
 #include "segcore/cacheability.h"
 #include "segcore/consent.h"
 #include "segcore/cookie.h"
+#include "segcore/experiments.h"
 #include "segcore/identity.h"
 #include "segcore/keys.h"
 #include "segcore/metrics.h"
@@ -104,6 +105,11 @@ static void ngx_http_segedge_refresh(ngx_http_request_t *r,
     ngx_http_segedge_main_conf_t *smcf);
 static ngx_table_elt_t *ngx_http_segedge_request_header(ngx_http_request_t *r,
     ngx_str_t *name);
+static void ngx_http_segedge_assign(ngx_http_request_t *r,
+    segcore::Snapshot *snapshot, segcore::VisitorClaims *claims,
+    segcore::metrics::Recorder *recorder, ngx_http_segedge_ctx_t *ctx);
+static ngx_int_t ngx_http_segedge_variant_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_segedge_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_segedge_set_cookie(ngx_http_request_t *r,
     ngx_http_segedge_ctx_t *ctx);
@@ -329,6 +335,14 @@ static ngx_http_variable_t  ngx_http_segedge_vars[] = {
       offsetof(ngx_http_segedge_ctx_t, stale),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("segedge_experiments"), NULL, ngx_http_segedge_variable,
+      offsetof(ngx_http_segedge_ctx_t, experiments),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("segedge_variant_"), NULL,
+      ngx_http_segedge_variant_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
       ngx_http_null_variable
 };
 
@@ -354,6 +368,44 @@ ngx_http_segedge_variable(ngx_http_request_t *r,
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $segedge_variant_<experiment>: the experiment's entry in the request's
+ * exposure list, so every variable of a request agrees with
+ * $segedge_experiments. Empty when the visitor has no variant.
+ */
+
+static ngx_int_t
+ngx_http_segedge_variant_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t               *name = (ngx_str_t *) data;
+    ngx_http_segedge_ctx_t  *ctx;
+
+    v->len = 0;
+    v->data = (u_char *) "";
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    ctx = ngx_http_segedge_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_OK;
+    }
+
+    std::string_view id((const char *) name->data, name->len);
+    id.remove_prefix(sizeof("segedge_variant_") - 1);
+
+    std::string_view variant = segcore::experiments::find_variant(
+        std::string_view((const char *) ctx->experiments.data,
+                         ctx->experiments.len), id);
+
+    v->len = variant.size();
+    v->data = (u_char *) variant.data();
 
     return NGX_OK;
 }
@@ -444,6 +496,7 @@ static void
 ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
 {
     u_char                        known_id[segcore::schema::kMaxVisitorIdSize];
+    ngx_int_t                     rc;
     segcore::Snapshot            *snapshot;
     segcore::VisitorClaims        claims;
     ngx_http_segedge_loc_conf_t  *slcf;
@@ -472,7 +525,7 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
         ngx_http_segedge_issue(r, slcf, ctx, &claims);
     }
 
-    (void) ngx_http_segedge_lookup(r, snapshot, &claims, ctx);
+    rc = ngx_http_segedge_lookup(r, snapshot, &claims, ctx);
 
     if (smcf->metrics.recorder) {
         try {
@@ -485,6 +538,13 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "segedge: cannot count: %s", e.what());
         }
+    }
+
+    /* without the visitor's segments no variant can be targeted */
+
+    if (rc == NGX_OK) {
+        ngx_http_segedge_assign(r, snapshot, &claims, smcf->metrics.recorder,
+                                ctx);
     }
 }
 
@@ -941,6 +1001,54 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
     ctx->segments.len = p - ctx->segments.data;
 
     return NGX_OK;
+}
+
+
+/*
+ * Variants of every experiment for the visitor, bucketed on the anonymous id
+ * when there is one (so logging in keeps the variant), else the known id.
+ */
+
+static void
+ngx_http_segedge_assign(ngx_http_request_t *r, segcore::Snapshot *snapshot,
+    segcore::VisitorClaims *claims, segcore::metrics::Recorder *recorder,
+    ngx_http_segedge_ctx_t *ctx)
+{
+    u_char       *p;
+    std::size_t   n;
+
+    segcore::experiments::Assignment
+                  assigned[segcore::experiments::kMaxExperiments];
+
+    if (snapshot == NULL || snapshot->experiments().all().empty()) {
+        return;
+    }
+
+    std::string_view id = claims->anonymous_id.empty() ? claims->known_id
+                                                       : claims->anonymous_id;
+    if (id.empty()) {
+        return;
+    }
+
+    const segcore::experiments::Catalogue &catalogue = snapshot->experiments();
+
+    n = catalogue.assign_all(ctx->segment_ids, ctx->nsegment_ids, id,
+                             assigned);
+    if (n == 0) {
+        return;
+    }
+
+    p = (u_char *) ngx_pnalloc(r->pool, segcore::experiments::kMaxListSize);
+    if (p == NULL) {
+        return;
+    }
+
+    ctx->experiments.data = p;
+    ctx->experiments.len = catalogue.exposure_list(assigned, n, (char *) p);
+
+    if (recorder) {
+        recorder->exposures(assigned, n);
+    }
 }
 
 

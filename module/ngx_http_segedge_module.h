@@ -46,6 +46,8 @@ typedef struct {
     ngx_str_t                   known;
     ngx_str_t                   consent;
     ngx_str_t                   stale;
+    /* "experiment:variant,..." in experiment id order */
+    ngx_str_t                   experiments;
 
     /* an id issued for this request, and the conf to send it with */
     u_char                      issued[segcore::kVisitorIdLength];

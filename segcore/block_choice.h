@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -16,6 +17,7 @@ namespace segcore {
 struct BlockChoice {
     std::uint32_t block = 0;    // index into BlockCatalogue::name()
     std::uint32_t segment = 0;  // the winning segment id
+    std::string_view variant;   // "experiment:variant" content, or empty
 };
 
 class BlockCatalogue {
@@ -26,6 +28,10 @@ public:
     // names and `block` would be a new one.
     bool add(std::string_view block, std::uint32_t segment);
 
+    // Records per-experiment content for (block, segment), in key order,
+    // after add() of that pair. false when the pair has no content.
+    bool add_variant(std::string_view block, std::uint32_t segment, std::string_view variant);
+
     std::size_t size() const noexcept { return names_.size(); }
     const std::string& name(std::uint32_t block) const { return names_[block]; }
 
@@ -33,10 +39,15 @@ public:
     // Writes one choice per block that has content for any of them, in block
     // order, into `out` (room for size() entries); returns how many.
     std::size_t choose(const std::uint32_t* segments, std::size_t n, BlockChoice* out) const noexcept;
+    // Sets each choice's variant to the first of its (block, segment)'s
+    // per-experiment contents that the visitor's exposure list
+    // ($segedge_experiments) names; holdouts keep the segment's content.
+    void apply_variants(BlockChoice* choices, std::size_t n, std::string_view exposures) const noexcept;
 
 private:
     std::vector<std::string> names_;  // sorted: blocks-db key order
     std::unordered_map<std::uint32_t, std::vector<std::uint32_t>> blocks_by_segment_;
+    std::map<std::pair<std::uint32_t, std::uint32_t>, std::vector<std::string>> variants_;
 };
 
 }  // namespace segcore

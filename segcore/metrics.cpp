@@ -76,12 +76,34 @@ void Recorder::use(const Snapshot* snapshot, std::uint64_t generation) {
     generation_ = generation;
     segment_slots_.clear();
     block_slots_.clear();
+    exposure_slots_.clear();
     if (!snapshot) return;
     for (const auto& [id, def] : snapshot->segments())
         segment_slots_[id] = find_or_claim(zone_->segments, kSegmentSlots, def.name);
     const BlockCatalogue& catalogue = snapshot->blocks();
     for (std::uint32_t i = 0; i < catalogue.size(); ++i)
         block_slots_.push_back(find_or_claim(zone_->blocks, kBlockSlots, catalogue.name(i)));
+    for (const auto& def : snapshot->experiments().all()) {
+        std::vector<int> slots;
+        for (const auto& variant : def.variants)
+            slots.push_back(find_or_claim(zone_->exposures, kExposureSlots, def.id + ":" + variant.name));
+        slots.push_back(find_or_claim(zone_->exposures, kExposureSlots,
+                                      def.id + ":" + std::string(experiments::kHoldout)));
+        exposure_slots_.push_back(std::move(slots));
+    }
+}
+
+void Recorder::exposures(const experiments::Assignment* assigned, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) {
+        int slot = -1;
+        if (assigned[i].experiment < exposure_slots_.size()) {
+            const auto& slots = exposure_slots_[assigned[i].experiment];
+            slot = assigned[i].variant == experiments::kHoldoutIndex ? slots.back()
+                   : assigned[i].variant < slots.size() - 1       ? slots[assigned[i].variant]
+                                                                  : -1;
+        }
+        add(slot >= 0 ? zone_->exposures[slot].count : zone_->unslotted);
+    }
 }
 
 void Recorder::request(bool stale) noexcept {
@@ -174,8 +196,13 @@ std::string render_prometheus(const RenderInput& in) {
     each_named(z.blocks, kBlockSlots, [&](std::string_view name, std::uint64_t n) {
         t.sample("segedge_block_swaps_total", n, "block", name);
     });
+    t.family({"segedge_experiment_exposures_total", "counter",
+              "Requests assigned the variant (or the holdout) of an experiment, as experiment:variant."});
+    each_named(z.exposures, kExposureSlots, [&](std::string_view name, std::uint64_t n) {
+        t.sample("segedge_experiment_exposures_total", n, "exposure", name);
+    });
     t.single({"segedge_uncounted_total", "counter",
-              "Matches and swaps not counted by name because the zone's tables were full."}, read(z.unslotted));
+              "Matches, swaps and exposures not counted by name because the zone's tables were full."}, read(z.unslotted));
     t.family({"segedge_fail_open_total", "counter",
               "Requests served unpersonalised because of a failure, by cause."});
     for (std::size_t i = 0; i < in.fail_causes.size() && i < kFailCauses; ++i)
@@ -227,7 +254,8 @@ std::string render_json(const RenderInput& in) {
                       ",\"requests\":" + number(read(z.requests)) + ",\"stale_requests\":" + number(read(z.stale)) +
                       ",\"uncounted\":" + number(read(z.unslotted)) + ",\"fail_open\":" + causes +
                       ",\"segments\":" + json_map(z.segments, kSegmentSlots, number) +
-                      ",\"blocks\":" + json_map(z.blocks, kBlockSlots, number) + ",\"snapshot\":";
+                      ",\"blocks\":" + json_map(z.blocks, kBlockSlots, number) +
+                      ",\"exposures\":" + json_map(z.exposures, kExposureSlots, number) + ",\"snapshot\":";
     if (!g.has_snapshot) return out + "null}\n";
     return out + "{\"generation\":" + number(g.generation) + ",\"built_at\":" + number(g.built_at) +
            ",\"switch_age_ms\":" + number(g.since_switch_ms) + ",\"stale\":" + (g.stale ? "true" : "false") +

@@ -7,6 +7,8 @@
 // snapshots. A name claims a slot once (compare-and-swap); each worker maps
 // the ids of its snapshot to slots when it switches snapshot, so a request
 // only indexes an array. Cardinality is bounded by the tables' sizes.
+// Experiment exposures are counted the same way, by "experiment:variant"
+// (a snapshot names at most kExposureSlots of them).
 #pragma once
 
 #include <cstddef>
@@ -17,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "segcore/experiments.h"
 #include "segcore/schema.h"
 
 namespace segcore {
@@ -28,10 +31,13 @@ namespace metrics {
 
 // Changes with the layout: a reload into a module with another layout
 // starts new counters instead of misreading the old ones.
-inline constexpr std::uint64_t kMagic = 0x5345474d45545231ull;  // "SEGMETR1"
+inline constexpr std::uint64_t kMagic = 0x5345474d45545232ull;  // "SEGMETR2"
 inline constexpr std::size_t kSegmentSlots = 4096;
 inline constexpr std::size_t kBlockSlots = schema::kMaxBlocks;
 inline constexpr std::size_t kFailCauses = 8;
+// Every variant and the holdout of every experiment a snapshot can hold.
+inline constexpr std::size_t kExposureSlots =
+    experiments::kMaxExperiments * (experiments::kMaxVariants + 1);
 
 struct Slot {
     std::uint32_t state;  // 0 free, 1 being claimed, 2 named
@@ -50,6 +56,7 @@ struct Zone {
     std::uint64_t unslotted;   // matches and swaps not counted: table full
     Slot segments[kSegmentSlots];
     Slot blocks[kBlockSlots];
+    Slot exposures[kExposureSlots];  // "experiment:variant"
 };
 
 // Prepares zeroed memory. A Zone with the right magic is left as it is.
@@ -79,6 +86,7 @@ public:
     void segments(const std::uint32_t* ids, std::size_t n) noexcept;
     void blocks(const BlockChoice* choices, std::size_t n) noexcept;
     void fail_open(unsigned cause) noexcept;
+    void exposures(const experiments::Assignment* assigned, std::size_t n) noexcept;
 
     Zone* zone() const noexcept { return zone_; }
 
@@ -88,6 +96,8 @@ private:
     std::uint64_t generation_ = 0;
     std::unordered_map<std::uint32_t, int> segment_slots_;
     std::vector<int> block_slots_;
+    // per experiment index: a slot per variant, then the holdout's
+    std::vector<std::vector<int>> exposure_slots_;
 };
 
 // What the worker answering a scrape knows about its own snapshot.

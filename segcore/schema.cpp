@@ -1,5 +1,7 @@
 #include "segcore/schema.h"
 
+#include "segcore/experiments.h"
+
 #include <cmath>
 #include <cstring>
 
@@ -72,8 +74,13 @@ bool is_valid_block_name(std::string_view name) { return is_valid_segment_name(n
 
 namespace {
 
+// "experiment:variant", as in $segedge_experiments.
 bool is_valid_variant(std::string_view variant) {
-    return variant.empty() || (variant.size() <= kMaxVariantNameSize && is_valid_segment_name(variant));
+    if (variant.empty()) return true;
+    std::size_t colon = variant.find(':');
+    return variant.size() <= kMaxVariantNameSize && colon != std::string_view::npos &&
+           experiments::is_valid_name(variant.substr(0, colon)) &&
+           experiments::is_valid_variant_name(variant.substr(colon + 1));
 }
 
 }  // namespace

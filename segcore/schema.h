@@ -17,10 +17,13 @@
 //             moves; may be absent in older snapshots: then empty)
 //   blocks    key: block name, '\0', u32 segment id (big-endian), variant
 //             value: the HTML fragment shown in that block to that segment
-//             The variant is empty for a block's content; non-empty variants
-//             are reserved for per-experiment content and skipped by readers
-//             that do not know them. The '\0' sorts below every name byte,
-//             so one block's keys are contiguous in cursor order.
+//             The variant is empty for a block's content; a non-empty one,
+//             "experiment:variant", is the content for the segment's visitors
+//             who have that variant (the segment's own content must exist).
+//             The '\0' sorts below every name byte, so one block's keys are
+//             contiguous in cursor order, each segment's content first.
+//   experiments key: experiment id   value: experiments::encode (see
+//             segcore/experiments.h); may be absent: no experiments
 //
 // Segments and blocks never change in place: they change only with a full
 // snapshot. Profiles, aliases, attributes and meta's generation also change
@@ -44,6 +47,7 @@ inline constexpr const char* kProfilesDb = "profiles";
 inline constexpr const char* kAliasesDb = "aliases";
 inline constexpr const char* kAttributesDb = "attributes";
 inline constexpr const char* kBlocksDb = "blocks";
+inline constexpr const char* kExperimentsDb = "experiments";
 inline constexpr unsigned kMaxDbs = 8;
 
 inline constexpr std::string_view kMetaSchemaVersion = "schema_version";  // u32

@@ -55,6 +55,7 @@ Snapshot::Snapshot(const std::string& dir) try : env_(dir, reader_options()) {
     load_meta();
     load_catalogue();
     load_blocks();
+    load_experiments();
 } catch (const LmdbError& e) {
     throw SnapshotError(e.what());
 }
@@ -122,19 +123,43 @@ void Snapshot::load_catalogue() {
 }
 
 // Keys only: the fragments stay in the map until a request needs one.
-// Variant keys belong to experiments and are not block content.
+// Variant keys (per-experiment content) follow their segment's content.
 void Snapshot::load_blocks() {
     Txn txn(env_, MDB_RDONLY);
     Cursor cursor(txn, blocks_db_);
     while (cursor.next()) {
         auto key = schema::decode_block_key(cursor.key());
         if (!key) throw SnapshotError("malformed block key");
-        if (!key->variant.empty()) continue;
+        if (!key->variant.empty()) {
+            if (!blocks_.add_variant(key->block, key->segment, key->variant))
+                throw SnapshotError("block \"" + std::string(key->block) + "\" has " +
+                                    std::string(key->variant) + " content without the segment's content");
+            continue;
+        }
         if (!segment(key->segment))
             throw SnapshotError("block content for unknown segment id " + std::to_string(key->segment));
         if (!blocks_.add(key->block, key->segment))
             throw SnapshotError("more than " + std::to_string(schema::kMaxBlocks) + " blocks");
     }
+}
+
+// Absent from snapshots written before experiments existed: none.
+void Snapshot::load_experiments() {
+    Txn txn(env_, MDB_RDONLY);
+    auto dbi = txn.open_existing_db(schema::kExperimentsDb);
+    if (!dbi) return;
+    Cursor cursor(txn, *dbi);
+    while (cursor.next()) {
+        auto def = experiments::decode(cursor.key(), cursor.value());
+        if (!def) throw SnapshotError("malformed experiment record");
+        for (std::uint32_t id : def->segments)
+            if (!segment(id))
+                throw SnapshotError("experiment \"" + def->id + "\" targets unknown segment id " +
+                                    std::to_string(id));
+        experiments_.add(std::move(*def));
+    }
+    if (experiments_.all().size() > experiments::kMaxExperiments)
+        throw SnapshotError("more than " + std::to_string(experiments::kMaxExperiments) + " experiments");
 }
 
 const schema::SegmentDef* Snapshot::segment(std::uint32_t id) const noexcept {
@@ -213,9 +238,10 @@ LookupResult Snapshot::lookup(schema::VisitorKind kind, std::string_view visitor
 
 std::uint64_t Snapshot::generation() { return Read(*this).generation(); }
 
-std::string_view Snapshot::Read::fragment(std::string_view block, std::uint32_t segment) {
+std::string_view Snapshot::Read::fragment(std::string_view block, std::uint32_t segment,
+                                          std::string_view variant) {
     char key_bytes[schema::kMaxBlockKeySize];
-    std::size_t key_size = schema::encode_block_key(block, segment, {}, key_bytes);
+    std::size_t key_size = schema::encode_block_key(block, segment, variant, key_bytes);
     if (key_size == 0) throw SnapshotError("invalid block name");
     MDB_val key{key_size, key_bytes}, value{};
     check_lmdb(mdb_get(txn_, snapshot_.blocks_db_, &key, &value), "mdb_get block");
@@ -226,7 +252,7 @@ std::string_view Snapshot::Read::fragment(std::string_view block, std::uint32_t 
 void Snapshot::read_fragments(const BlockChoice* choices, std::size_t n, FragmentSink& sink) {
     Read read(*this);
     for (std::size_t i = 0; i < n; ++i)
-        sink.take(i, read.fragment(blocks_.name(choices[i].block), choices[i].segment));
+        sink.take(i, read.fragment(blocks_.name(choices[i].block), choices[i].segment, choices[i].variant));
 }
 
 // The module emits ids in stored order, so the order is part of the format:
@@ -299,6 +325,7 @@ SnapshotCounts Snapshot::verify() const {
     }
     counts.aliases = verify_aliases(txn);
     verify_blocks(txn, counts);
+    counts.experiments = experiments_.all().size();  // checked when opened
     return counts;
 }
 

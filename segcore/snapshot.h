@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "segcore/block_choice.h"
+#include "segcore/experiments.h"
 #include "segcore/lmdb.h"
 #include "segcore/schema.h"
 
@@ -44,6 +45,7 @@ struct SnapshotCounts {
     std::size_t attributes = 0;
     std::size_t aliases = 0;
     std::size_t blocks = 0;  // (block, segment) contents
+    std::size_t experiments = 0;
 };
 
 // Receives the fragments read_fragments() finds; `html` is valid only
@@ -104,10 +106,12 @@ public:
         std::size_t alias(std::string_view anonymous_id, char* out);
         // The generation committed as of this transaction.
         std::uint64_t generation() const;
-        // The fragment of `block` for `segment`, valid while this Read
-        // lasts. Throws LmdbError (MDB_NOTFOUND when there is none) or
+        // The fragment of `block` for `segment` (and an experiment
+        // variant, "experiment:variant"), valid while this Read lasts.
+        // Throws LmdbError (MDB_NOTFOUND when there is none) or
         // SnapshotError.
-        std::string_view fragment(std::string_view block, std::uint32_t segment);
+        std::string_view fragment(std::string_view block, std::uint32_t segment,
+                                  std::string_view variant = {});
 
     private:
         Snapshot& snapshot_;
@@ -122,6 +126,8 @@ public:
 
     // Which blocks have content for which segments; see BlockCatalogue.
     const BlockCatalogue& blocks() const noexcept { return blocks_; }
+    // Every experiment, decoded when the snapshot was opened.
+    const experiments::Catalogue& experiments() const noexcept { return experiments_; }
 
     // Reads the fragment of each choice (made with blocks()) in one read
     // transaction and hands it to `sink`. Throws LmdbError/SnapshotError on
@@ -141,6 +147,7 @@ private:
     void load_meta();
     void load_catalogue();
     void load_blocks();
+    void load_experiments();
     void verify_blocks(const Txn& txn, SnapshotCounts& counts) const;
     MDB_txn* begin_read();
 
@@ -155,6 +162,7 @@ private:
     SnapshotMeta meta_;
     std::unordered_map<std::uint32_t, schema::SegmentDef> catalogue_;
     BlockCatalogue blocks_;
+    experiments::Catalogue experiments_;
 };
 
 }  // namespace segcore

@@ -37,6 +37,7 @@ const ManifestKey kManifestKeys[] = {
     {"profiles", true, &ImportOptions::profiles_path},
     {"orders", false, &ImportOptions::orders_path},
     {"blocks", false, &ImportOptions::blocks_path},
+    {"experiments", false, &ImportOptions::experiments_path},
 };
 
 struct ManifestEntry {
@@ -68,7 +69,7 @@ std::map<std::string, ManifestEntry> parse_manifest(const std::string& name, con
                                   [&](const auto& k) { return k.key == item.key(); });
         if (known == std::end(kManifestKeys))
             throw FeedError(name + ": unknown key " + quote(item.key()) +
-                            " (this segsync reads segments, profiles, orders and blocks)");
+                            " (this segsync reads segments, profiles, orders, blocks and experiments)");
         const json& entry = item.value();
         if (!entry.is_object() || !entry.contains("file") || !entry["file"].is_string() ||
             entry.size() > 2 || (entry.size() == 2 && !entry.contains("sha256")))

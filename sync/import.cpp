@@ -6,6 +6,7 @@
 #include "segcore/layout.h"
 #include "segcore/lmdb.h"
 #include "sync/editor.h"
+#include "sync/experiments.h"
 #include "sync/progress.h"
 #include "sync/sources.h"
 #include "sync/validate.h"
@@ -85,19 +86,29 @@ std::size_t write_aliases(NdjsonReader& reader, SnapshotWriter& writer,
 }
 
 std::size_t write_blocks(NdjsonReader& reader, const Catalogue& catalogue, SnapshotWriter& writer,
-                         const ImportOptions& options) {
+                         const ImportOptions& options,
+                         const std::vector<segcore::experiments::ExperimentDef>* experiments) {
     BlockIndex index;
-    return write_records(reader, writer, options, [&](const nlohmann::json& object) {
+    VariantBlocks variants(experiments);
+    std::size_t count = write_records(reader, writer, options, [&](const nlohmann::json& object) {
+        if (VariantBlocks::is_variant_line(object)) {
+            writer.put_block(variants.parse(object, catalogue, reader.where()));
+            return;
+        }
         BlockContent content = parse_block(object, catalogue, reader.where());
         index.add(content, catalogue, reader.where());
+        variants.add_base(content);
         writer.put_block(content);
     });
+    variants.check(reader.path(), catalogue);
+    return count;
 }
 
 // The optional inputs beside segments and profiles.
 struct ExtraInputs {
     NdjsonReader* aliases = nullptr;
     NdjsonReader* blocks = nullptr;
+    const std::vector<segcore::experiments::ExperimentDef>* experiments = nullptr;
     std::uint64_t bytes = 0;
 };
 
@@ -114,8 +125,13 @@ SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& 
     writer.put_meta(expected.meta, options.feeds);
     for (const auto& def : catalogue.segments()) writer.put_segment(def);
     expected.segments = catalogue.segments().size();
+    if (extra.experiments) {
+        for (const auto& def : *extra.experiments) writer.put_experiment(def);
+        expected.experiments = extra.experiments->size();
+    }
     // Before the profiles: the small file fails fast.
-    if (extra.blocks) expected.blocks = write_blocks(*extra.blocks, catalogue, writer, options);
+    if (extra.blocks)
+        expected.blocks = write_blocks(*extra.blocks, catalogue, writer, options, extra.experiments);
     AttributeCatalogue attributes;
     expected.profiles = write_profiles(profiles, catalogue, attributes, writer, options);
     writer.put_attributes(attributes.added());
@@ -147,6 +163,7 @@ ImportResult import_locked(const std::string& root, const ImportOptions& options
     result.aliases = expected.aliases;
     result.attributes = expected.attributes;
     result.blocks = expected.blocks;
+    result.experiments = expected.experiments;
     result.snapshot_path = segcore::layout::snapshots_dir(root) + "/" + name;
     return result;
 }
@@ -160,6 +177,10 @@ struct Inputs {
         if (!options.blocks_path.empty()) blocks.emplace(options.blocks_path);
         if (!options.orders_path.empty()) NdjsonReader orders(options.orders_path);
         catalogue = read_catalogue(segments);
+        if (!options.experiments_path.empty()) {
+            NdjsonReader reader(options.experiments_path);
+            experiments = read_experiments(reader, catalogue);
+        }
     }
 
     NdjsonReader segments;
@@ -167,6 +188,7 @@ struct Inputs {
     std::optional<NdjsonReader> aliases;
     std::optional<NdjsonReader> blocks;
     Catalogue catalogue;
+    std::optional<std::vector<segcore::experiments::ExperimentDef>> experiments;
 };
 
 ImportResult import_checked(const ImportOptions& options, Inputs& inputs) {
@@ -174,6 +196,7 @@ ImportResult import_checked(const ImportOptions& options, Inputs& inputs) {
     ExtraInputs extra;
     extra.aliases = inputs.aliases ? &*inputs.aliases : nullptr;
     extra.blocks = inputs.blocks ? &*inputs.blocks : nullptr;
+    extra.experiments = inputs.experiments ? &*inputs.experiments : nullptr;
     extra.bytes = inputs.segments.size() + inputs.profiles.size() +
                   (inputs.aliases ? inputs.aliases->size() : 0) +
                   (inputs.blocks ? inputs.blocks->size() : 0);

@@ -21,6 +21,7 @@ struct ImportOptions {
     std::string profiles_path;  // NDJSON, one visitor per line; streamed
     std::string aliases_path;   // optional NDJSON, anonymous -> known; streamed
     std::string blocks_path;    // optional NDJSON, block contents
+    std::string experiments_path;  // optional NDJSON, layers and experiments
     std::string orders_path;    // optional: RFM attributes computed into the snapshot
     RfmThresholds rfm;
     std::int64_t as_of = 0;     // "now" for lifecycle ages; 0: the current time
@@ -41,6 +42,7 @@ struct ImportResult {
     std::size_t attributes = 0;
     RfmStats rfm;               // when orders were given
     std::size_t blocks = 0;
+    std::size_t experiments = 0;
     std::string snapshot_path;  // DB/snapshots/NAME
     PruneReport prune;
 };

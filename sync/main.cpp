@@ -31,7 +31,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: segsync import --db DIR --segments FILE --profiles FILE [--aliases FILE]\n"
-    "                      [--blocks FILE] [--orders FILE] [--as-of UNIX_SECONDS]\n"
+    "                      [--blocks FILE] [--experiments FILE] [--orders FILE]\n"
+    "                      [--as-of UNIX_SECONDS]\n"
     "                      [--source LABEL] [--keep N] [--built-at UNIX_SECONDS]\n"
     "       segsync run --config FILE [--once]\n"
     "       segsync status (--db DIR | --config FILE) [--json]\n"
@@ -53,6 +54,8 @@ constexpr const char* kUsage =
     "  --profiles FILE  visitors: {\"id\":...,\"kind\":\"anonymous\"|\"known\",\"segments\":[...],\"attributes\":{...}}\n"
     "  --aliases FILE   identity links: {\"anonymous\":...,\"known\":...}\n"
     "  --blocks FILE    content blocks: {\"block\":...,\"segment\":...,\"html\":...}\n"
+    "  --experiments FILE  layers {\"layer\":...,\"holdout\":BP} and experiments\n"
+    "                   {\"id\":...,\"status\":...,\"salt\":...,\"variants\":[{\"name\":...,\"weight\":BP}],...}\n"
     "  --orders FILE    orders {\"customer\":...,\"at\":...,\"amount\":...}: adds RFM and lifecycle attributes\n"
     "  --as-of T        \"now\" for lifecycle stages, unix seconds (default: the current time)\n"
     "  --source LABEL   recorded in the snapshot (default: import)\n"
@@ -97,7 +100,7 @@ struct Command {
 
 // Options that take a value, and flags, per command.
 const std::map<std::string, std::pair<std::set<std::string>, std::set<std::string>>> kCommands = {
-    {"import", {{"--db", "--segments", "--profiles", "--aliases", "--blocks", "--orders", "--as-of", "--source", "--keep", "--built-at"}, {}}},
+    {"import", {{"--db", "--segments", "--profiles", "--aliases", "--blocks", "--experiments", "--orders", "--as-of", "--source", "--keep", "--built-at"}, {}}},
     {"report", {{"--db", "--config", "--counters", "--status-url", "--baseline", "--window", "--near-universal",
                  "--near-empty"}, {"--json"}}},
     {"run", {{"--config"}, {"--once"}}},
@@ -194,6 +197,7 @@ int run_import(const Command& c) {
     o.profiles_path = c.get("--profiles");
     o.aliases_path = c.get("--aliases");
     o.blocks_path = c.get("--blocks");
+    o.experiments_path = c.get("--experiments");
     o.orders_path = c.get("--orders");
     if (c.has("--source")) o.source = c.get("--source");
     if (c.has("--keep")) o.keep = static_cast<unsigned>(parse_number("--keep", c.get("--keep"), 1, 1000000));
@@ -213,6 +217,7 @@ int run_import(const Command& c) {
               << " segments, " << result.profiles << " profiles, " << result.attributes
               << " attributes" << (o.aliases_path.empty() ? "" : ", " + std::to_string(result.aliases) + " aliases")
               << (o.blocks_path.empty() ? "" : ", " + std::to_string(result.blocks) + " block contents")
+              << (o.experiments_path.empty() ? "" : ", " + std::to_string(result.experiments) + " experiments")
               << ") as " << result.snapshot_path << std::endl;
     return 0;
 }
@@ -249,6 +254,7 @@ int run_report(const Command& c) {
     std::vector<segcore::schema::SegmentDef> catalogue;
     for (const auto& entry : snapshot.segments()) catalogue.push_back(entry.second);
     auto report = segsync::build_report(catalogue, current, baseline ? &*baseline : nullptr, o);
+    segsync::check_holdouts(report, snapshot.experiments().all());
     segsync::print_report(report, c.has("--json"), std::cout);
     return 0;
 }

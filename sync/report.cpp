@@ -115,6 +115,14 @@ Report build_report(const std::vector<segcore::schema::SegmentDef>& catalogue, c
     return report;
 }
 
+void check_holdouts(Report& report, const std::vector<segcore::experiments::ExperimentDef>& experiments) {
+    report.experiments = experiments.size();
+    report.experiments_without_holdout.clear();
+    for (const auto& def : experiments)
+        if (def.status == segcore::experiments::Status::running && def.holdout == 0)
+            report.experiments_without_holdout.push_back(def.id);
+}
+
 void print_report(const Report& report, bool as_json, std::ostream& out) {
     if (as_json) {
         out << json{{"from", report.from},

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "segcore/experiments.h"
 #include "segcore/schema.h"
 
 namespace segsync {
@@ -56,6 +57,10 @@ struct Report {
 // shorter than options.window.
 Report build_report(const std::vector<segcore::schema::SegmentDef>& catalogue, const Counters& current,
                     const Counters* baseline, const ReportOptions& options);
+
+// Counts the snapshot's experiments and lists the running ones without a
+// holdout: nothing to measure them against.
+void check_holdouts(Report& report, const std::vector<segcore::experiments::ExperimentDef>& experiments);
 
 void print_report(const Report& report, bool as_json, std::ostream& out);
 

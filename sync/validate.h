@@ -122,6 +122,7 @@ struct BlockContent {
     std::string block;
     std::uint32_t segment = 0;
     std::string html;
+    std::string variant;  // "experiment:variant" (sync/experiments.h), or empty
 };
 
 // Validates one blocks-file record against the catalogue. Throws ImportError

@@ -41,6 +41,8 @@ std::string compare(const std::string& dir, const SnapshotExpectation& expected)
     if (counts.attributes != expected.attributes)
         return mismatch("attributes", expected.attributes, counts.attributes);
     if (counts.blocks != expected.blocks) return mismatch("blocks", expected.blocks, counts.blocks);
+    if (counts.experiments != expected.experiments)
+        return mismatch("experiments", expected.experiments, counts.experiments);
     return {};
 }
 
@@ -67,6 +69,7 @@ SnapshotWriter::SnapshotWriter(const std::string& dir, std::size_t map_size) : d
     aliases_db_ = txn_->open_db(schema::kAliasesDb, MDB_CREATE);
     attributes_db_ = txn_->open_db(schema::kAttributesDb, MDB_CREATE);
     blocks_db_ = txn_->open_db(schema::kBlocksDb, MDB_CREATE);
+    experiments_db_ = txn_->open_db(schema::kExperimentsDb, MDB_CREATE);
 }
 
 void SnapshotWriter::put_meta(const segcore::SnapshotMeta& meta, const FeedPositions& feeds) {
@@ -111,9 +114,13 @@ bool SnapshotWriter::put_new(MDB_dbi dbi, std::string_view key, std::string_view
 
 void SnapshotWriter::put_block(const BlockContent& content) {
     char key[schema::kMaxBlockKeySize];
-    std::size_t size = schema::encode_block_key(content.block, content.segment, {}, key);
+    std::size_t size = schema::encode_block_key(content.block, content.segment, content.variant, key);
     if (size == 0) throw ImportError("internal error: unvalidated block name");
     txn_->put(blocks_db_, std::string_view(key, size), content.html);
+}
+
+void SnapshotWriter::put_experiment(const segcore::experiments::ExperimentDef& def) {
+    txn_->put(experiments_db_, def.id, segcore::experiments::encode(def));
 }
 
 void SnapshotWriter::checkpoint() {

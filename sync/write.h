@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "segcore/experiments.h"
 #include "segcore/lmdb.h"
 #include "segcore/schema.h"
 #include "segcore/snapshot.h"
@@ -50,6 +51,7 @@ public:
     // The open write transaction, for stages that edit what was written.
     segcore::Txn& txn() { return *txn_; }
     void put_block(const BlockContent& content);
+    void put_experiment(const segcore::experiments::ExperimentDef& def);
     // Commits, closes the environment and sets the modes nginx workers need.
     void finish();
 
@@ -67,6 +69,7 @@ private:
     MDB_dbi aliases_db_ = 0;
     MDB_dbi attributes_db_ = 0;
     MDB_dbi blocks_db_ = 0;
+    MDB_dbi experiments_db_ = 0;
 };
 
 struct SnapshotExpectation {
@@ -76,6 +79,7 @@ struct SnapshotExpectation {
     std::size_t aliases = 0;
     std::size_t attributes = 0;
     std::size_t blocks = 0;
+    std::size_t experiments = 0;
 };
 
 // Opens `dir` with segcore::Snapshot (the reader the module uses), walks all

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "segcore/base64.h"
+#include "segcore/experiments.h"
 #include "segcore/layout.h"
 #include "segcore/lmdb.h"
 #include "segcore/schema.h"
@@ -43,6 +44,7 @@ struct SnapshotSpec {
     bool aliases_db = true;  // false: a v1 snapshot from before aliases
     std::vector<Block> blocks;
     bool blocks_db = true;  // false: a snapshot missing a required database
+    std::vector<segcore::experiments::ExperimentDef> experiments;  // in id order
 };
 
 // A canonical anonymous id that reads as `label` when decoded: the label's
@@ -93,6 +95,10 @@ inline void write_snapshot(const std::string& dir, const SnapshotSpec& spec) {
     if (spec.aliases_db) {
         auto aliases = txn.open_db(schema::kAliasesDb, MDB_CREATE);
         for (const auto& a : spec.aliases) txn.put(aliases, a.anonymous, a.known);
+    }
+    if (!spec.experiments.empty()) {
+        auto experiments = txn.open_db(schema::kExperimentsDb, MDB_CREATE);
+        for (const auto& e : spec.experiments) txn.put(experiments, e.id, segcore::experiments::encode(e));
     }
     txn.commit();
 }

@@ -25,7 +25,7 @@ fixture::SnapshotSpec block_spec() {
                    {"offer", 4, "<p>First order</p>", ""},
                    {"signup", 3, "", ""},
                    {"hero-2", 3, std::string(schema::kMaxFragmentSize, 'x'), ""},
-                   {"hero", 2, "<h2>experiment B</h2>", "variant-b"}};
+                   {"hero", 1, "<h2>experiment B</h2>", "checkout:B"}};
     return spec;
 }
 
@@ -36,10 +36,12 @@ struct Fragments : segcore::FragmentSink {
 
 // block name -> (winning segment name, fragment)
 std::map<std::string, std::pair<std::string, std::string>> choose(segcore::Snapshot& snapshot,
-                                                                  std::vector<std::uint32_t> visitor) {
+                                                                  std::vector<std::uint32_t> visitor,
+                                                                  std::string_view exposures = {}) {
     const auto& catalogue = snapshot.blocks();
     std::vector<segcore::BlockChoice> choices(catalogue.size());
     std::size_t n = catalogue.choose(visitor.data(), visitor.size(), choices.data());
+    catalogue.apply_variants(choices.data(), n, exposures);
     Fragments fragments;
     snapshot.read_fragments(choices.data(), n, fragments);
     std::map<std::string, std::pair<std::string, std::string>> result;
@@ -127,4 +129,26 @@ TEST_CASE("verify rejects oversized fragments and malformed block keys", "[block
         }
         CHECK_THROWS_WITH(segcore::Snapshot(dir.path), Catch::Contains("malformed block key"));
     }
+}
+
+TEST_CASE("a visitor with an experiment variant gets its content for the winning segment",
+          "[blocks][choice][experiments]") {
+    Dir dir;
+    fixture::write_snapshot(dir.path, block_spec());
+    segcore::Snapshot snapshot(dir.path);
+    using Choice = std::map<std::string, std::pair<std::string, std::string>>;
+    CHECK(choose(snapshot, {1}, "checkout:B,hero:x") == Choice{{"hero", {"vip", "<h2>experiment B</h2>"}}});
+    CHECK(choose(snapshot, {1}, "checkout:control") == Choice{{"hero", {"vip", "<h2>VIP</h2>"}}});
+    CHECK(choose(snapshot, {1}, "checkout:holdout") == Choice{{"hero", {"vip", "<h2>VIP</h2>"}}});
+    // the variant's content is for vip; a visitor whose hero comes from "new" keeps it
+    CHECK(choose(snapshot, {4}, "checkout:B") == Choice{{"hero", {"new", "<h2>Welcome</h2>"}},
+                                                        {"offer", {"new", "<p>First order</p>"}}});
+}
+
+TEST_CASE("variant content without its segment's content is refused when opened", "[blocks][experiments]") {
+    Dir dir;
+    fixture::SnapshotSpec spec = block_spec();
+    spec.blocks.push_back({"offer", 1, "<p>B</p>", "checkout:B"});  // vip has no offer content
+    fixture::write_snapshot(dir.path, spec);
+    CHECK_THROWS_WITH(segcore::Snapshot(dir.path), Catch::Contains("without the segment's content"));
 }

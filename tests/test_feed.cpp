@@ -201,14 +201,16 @@ TEST_CASE("fetching a snapshot checks its manifest, checksums and signature", "[
                       Catch::Contains("missing " + drop + "/1.snapshot.json.sig"));
 }
 
-TEST_CASE("a snapshot manifest may name a blocks file, which becomes --blocks", "[feed][blocks]") {
+TEST_CASE("a snapshot manifest may name blocks and experiments files, which become --blocks and --experiments",
+          "[feed][blocks][experiments]") {
     fixture::TempDir tmp;
     std::string drop = tmp.path() + "/drop";
     write_file(drop + "/s1/segments.ndjson", "{\"name\":\"vip\"}\n");
     write_file(drop + "/s1/profiles.ndjson", "");
     std::string blocks = write_file(drop + "/s1/blocks.ndjson", "{\"block\":\"hero\",\"segment\":\"vip\",\"html\":\"x\"}\n");
+    std::string experiments = write_file(drop + "/s1/experiments.ndjson", "");
     write_file(drop + "/1.snapshot.json", R"({"segments":{"file":"s1/segments.ndjson"},"profiles":{"file":"s1/profiles.ndjson"},)"
-                                          R"("blocks":{"file":"s1/blocks.ndjson"}})");
+                                          R"("blocks":{"file":"s1/blocks.ndjson"},"experiments":{"file":"s1/experiments.ndjson"}})");
     segsync::SourceConfig config;
     config.name = "drop";
     config.path = drop;
@@ -218,6 +220,7 @@ TEST_CASE("a snapshot manifest may name a blocks file, which becomes --blocks", 
     segsync::ImportOptions options;
     segsync::set_snapshot_files(feed, options);
     CHECK(options.blocks_path == blocks);
+    CHECK(options.experiments_path == experiments);
 }
 
 TEST_CASE("the example config in conf/ loads", "[config]") {

@@ -110,7 +110,7 @@ TEST_CASE("the recorder counts by name across snapshots whose ids differ") {
     recorder.use(first.get(), 1);
     recorder.request(false);
     recorder.segments(both, 2);
-    segcore::BlockChoice hero{0, 1};
+    segcore::BlockChoice hero{0, 1, {}};
     recorder.blocks(&hero, 1);
     std::uint32_t vip_now = 7, unknown = 99;
     recorder.use(second.get(), 1);
@@ -164,4 +164,42 @@ TEST_CASE("a slot left half-claimed by a dead process does not hang the others")
     int again = find_or_claim(table, kSegmentSlots, "vip");
     CHECK(again >= 0);
     CHECK(again != vip);
+}
+
+TEST_CASE("exposures are counted by experiment:variant across snapshots") {
+    namespace ex = segcore::experiments;
+    SharedZone shared;
+    std::string dir = fixture::temp_dir();
+    ex::ExperimentDef checkout;
+    checkout.id = "checkout";
+    checkout.salt = "s";
+    checkout.variants = {{"control", 5000}, {"B", 5000}};
+    ex::ExperimentDef alpha = checkout;
+    alpha.id = "alpha";
+    fixture::SnapshotSpec spec;
+    spec.segments = {fixture::segment(1, "vip", 10)};
+    spec.experiments = {checkout};
+    fixture::write_snapshot(dir + "/a", spec);
+    spec.experiments = {alpha, checkout};  // checkout moves to index 1
+    fixture::write_snapshot(dir + "/b", spec);
+    segcore::Snapshot first(dir + "/a"), second(dir + "/b");
+    Recorder recorder(shared.zone);
+    recorder.use(&first, 1);
+    ex::Assignment b{0, 1}, holdout{0, ex::kHoldoutIndex}, bogus{5, 0};
+    recorder.exposures(&b, 1);
+    recorder.exposures(&holdout, 1);
+    recorder.exposures(&bogus, 1);
+    recorder.use(&second, 1);
+    ex::Assignment b_again{1, 1}, alpha_control{0, 0};
+    recorder.exposures(&b_again, 1);
+    recorder.exposures(&alpha_control, 1);
+
+    auto json = render_json(input(*shared.zone));
+    CHECK(json.find("\"uncounted\":1,") != std::string::npos);
+    CHECK(json.find("\"checkout:B\":2") != std::string::npos);
+    CHECK(json.find("\"checkout:holdout\":1") != std::string::npos);
+    CHECK(json.find("\"checkout:control\":0") != std::string::npos);
+    CHECK(json.find("\"alpha:control\":1") != std::string::npos);
+    CHECK(render_prometheus(input(*shared.zone))
+              .find("segedge_experiment_exposures_total{exposure=\"checkout:B\"} 2\n") != std::string::npos);
 }

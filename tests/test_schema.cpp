@@ -89,7 +89,7 @@ TEST_CASE("meta integers round-trip and reject wrong sizes", "[schema]") {
     CHECK_FALSE(schema::decode_u32(""));
 }
 
-TEST_CASE("block keys group a block's contents and leave room for variants", "[schema][blocks]") {
+TEST_CASE("block keys group a block's contents and hold experiment variants", "[schema][blocks]") {
     char key[schema::kMaxBlockKeySize];
     std::size_t n = schema::encode_block_key("hero", 0x01020304, "", key);
     CHECK(std::string(key, n) == std::string("hero\0\x01\x02\x03\x04", 9));
@@ -99,10 +99,12 @@ TEST_CASE("block keys group a block's contents and leave room for variants", "[s
     CHECK(decoded->segment == 0x01020304u);
     CHECK(decoded->variant.empty());
 
-    n = schema::encode_block_key("hero", 7, "variant-b", key);
+    n = schema::encode_block_key("hero", 7, "checkout:B", key);
     decoded = schema::decode_block_key(std::string_view(key, n));
     REQUIRE(decoded);
-    CHECK(decoded->variant == "variant-b");
+    CHECK(decoded->variant == "checkout:B");
+    CHECK(schema::encode_block_key("hero", 7, "variant-b", key) == 0);  // not experiment:variant
+    CHECK(schema::encode_block_key("hero", 7, "Checkout:B", key) == 0);
 
     // "hero" sorts before "hero-2" whatever the segment ids.
     char other[schema::kMaxBlockKeySize];
@@ -110,8 +112,9 @@ TEST_CASE("block keys group a block's contents and leave room for variants", "[s
     n = schema::encode_block_key("hero", 0xffffffff, "", key);
     CHECK(std::string(key, n) < std::string(other, m));
 
-    std::string longest(schema::kMaxBlockNameSize, 'b'), variant(schema::kMaxVariantNameSize, 'v');
-    CHECK(schema::encode_block_key(longest, 1, variant, key) == schema::kMaxBlockKeySize);
+    std::string longest(schema::kMaxBlockNameSize, 'b');
+    std::string variant = std::string(31, 'e') + ":" + std::string(31, 'V');  // the longest
+    CHECK(schema::encode_block_key(longest, 1, variant, key) == schema::kMaxBlockKeySize - 1);
     CHECK(schema::encode_block_key(longest + "b", 1, "", key) == 0);
     CHECK(schema::encode_block_key("Hero", 1, "", key) == 0);
     CHECK(schema::encode_block_key("hero", 1, "Bad", key) == 0);

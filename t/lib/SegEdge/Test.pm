@@ -48,7 +48,8 @@ package SegEdge::Test;
 #   http_get($path, %headers)      -> response: ->status ->header($n) ->value($n)
 #   http_get10(...), http_get09($path)   HTTP/1.0 and HTTP/0.9 (body only)
 #   import_snapshot($db, $segments_ndjson, $profiles_ndjson,
-#                   [$source, $aliases_ndjson, $blocks_ndjson])
+#                   [$source, $aliases_ndjson, $blocks_ndjson,
+#                    $experiments_ndjson])
 #                                  -> (exit status, output) of `segsync import`
 #   visitor_id($label)             -> the canonical anonymous id that decodes to
 #                                     $label (its first 16 bytes, zero-padded)
@@ -477,7 +478,7 @@ sub _stop_upstreams {
 # --aliases and --blocks when those feeds are given). $db is relative to the
 # test dir unless absolute. Returns (status, output).
 sub import_snapshot {
-    my ($db, $segments, $profiles, $source, $aliases, $blocks) = @_;
+    my ($db, $segments, $profiles, $source, $aliases, $blocks, $experiments) = @_;
     my $d = testdir();
     $db = "$d/$db" unless $db =~ m{^/};
     my $feed = "$d/feed-" . ++$feed_serial;
@@ -485,7 +486,7 @@ sub import_snapshot {
     write_text("$feed/segments.ndjson", $segments);
     write_text("$feed/profiles.ndjson", $profiles);
     my @optional;
-    for ([aliases => $aliases], [blocks => $blocks]) {
+    for ([aliases => $aliases], [blocks => $blocks], [experiments => $experiments]) {
         my ($name, $feed_text) = @$_;
         next unless defined $feed_text;
         write_text("$feed/$name.ndjson", $feed_text);
