@@ -103,7 +103,7 @@ std::optional<BlockKey> decode_block_key(std::string_view key) {
 
 bool operator==(const SegmentDef& a, const SegmentDef& b) {
     return a.id == b.id && a.name == b.name && a.description == b.description &&
-           a.owner == b.owner && a.priority == b.priority;
+           a.owner == b.owner && a.priority == b.priority && a.rule == b.rule;
 }
 
 std::string encode_segment_key(std::uint32_t id) {
@@ -126,6 +126,7 @@ std::string encode_segment(const SegmentDef& def) {
     put_text(out, def.name);
     put_text(out, def.description);
     put_text(out, def.owner);
+    if (!def.rule.empty()) put_text(out, def.rule);
     return out;
 }
 
@@ -138,11 +139,15 @@ std::optional<SegmentDef> decode_segment(std::uint32_t id, std::string_view byte
     auto name = take_text(bytes);
     auto description = take_text(bytes);
     auto owner = take_text(bytes);
-    if (!name || !description || !owner || !bytes.empty()) return std::nullopt;
+    std::optional<std::string> rule;
+    if (!bytes.empty()) rule = take_text(bytes);
+    if (!name || !description || !owner || (rule && rule->empty()) || !bytes.empty())
+        return std::nullopt;
     if (!is_valid_segment_name(*name)) return std::nullopt;
     def.name = std::move(*name);
     def.description = std::move(*description);
     def.owner = std::move(*owner);
+    if (rule) def.rule = std::move(*rule);
     return def;
 }
 

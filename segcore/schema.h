@@ -111,6 +111,10 @@ struct SegmentDef {
     std::string description;
     std::string owner;
     std::int32_t priority = 0;  // higher first
+    // Real-time rule (segcore/rules.h), compact JSON text; empty: membership
+    // is precomputed only. Stored after owner, and only when non-empty, so
+    // snapshots without rules keep their bytes.
+    std::string rule;
 };
 
 bool operator==(const SegmentDef& a, const SegmentDef& b);
