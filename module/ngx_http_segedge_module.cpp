@@ -45,6 +45,7 @@ typedef struct {
     ngx_http_segedge_metrics_t metrics;
     time_t                     max_staleness;
     ngx_flag_t                 stale_serve;    /* else fail open */
+    ngx_http_segedge_rules_t   rules;          /* per worker */
 } ngx_http_segedge_main_conf_t;
 
 
@@ -64,6 +65,9 @@ struct ngx_http_segedge_loc_conf_s {
 
     ngx_http_complex_value_t  *consent;
     ngx_flag_t                 consent_gpc;
+
+    ngx_array_t               *contexts;       /* segedge_context */
+    ngx_uint_t                 segment_max;
 };
 
 
@@ -86,8 +90,6 @@ static ngx_int_t ngx_http_segedge_consented(ngx_http_request_t *r,
 static ngx_int_t ngx_http_segedge_read_cookies(ngx_http_request_t *r,
     ngx_http_segedge_loc_conf_t *slcf, ngx_http_segedge_ctx_t *ctx,
     segcore::VisitorClaims *claims, u_char *known_id);
-static ngx_int_t ngx_http_segedge_find_cookie(ngx_http_request_t *r,
-    ngx_str_t *name, ngx_str_t *value);
 static void ngx_http_segedge_verify_known(ngx_http_request_t *r,
     ngx_http_segedge_loc_conf_t *slcf, ngx_str_t *value,
     segcore::VisitorClaims *claims, u_char *known_id);
@@ -97,13 +99,13 @@ static void ngx_http_segedge_issue(ngx_http_request_t *r,
 static segcore::Snapshot *ngx_http_segedge_check_stale(ngx_http_request_t *r,
     ngx_http_segedge_main_conf_t *smcf, segcore::Snapshot *snapshot,
     ngx_http_segedge_ctx_t *ctx);
+static ngx_int_t ngx_http_segedge_name_segments(ngx_http_request_t *r,
+    segcore::Snapshot *snapshot, ngx_http_segedge_ctx_t *ctx, ngx_uint_t max);
 static ngx_int_t ngx_http_segedge_lookup(ngx_http_request_t *r,
     segcore::Snapshot *snapshot, segcore::VisitorClaims *claims,
     ngx_http_segedge_ctx_t *ctx);
 static void ngx_http_segedge_refresh(ngx_http_request_t *r,
     ngx_http_segedge_main_conf_t *smcf);
-static ngx_table_elt_t *ngx_http_segedge_request_header(ngx_http_request_t *r,
-    ngx_str_t *name);
 static ngx_int_t ngx_http_segedge_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_segedge_set_cookie(ngx_http_request_t *r,
     ngx_http_segedge_ctx_t *ctx);
@@ -266,6 +268,20 @@ static ngx_command_t  ngx_http_segedge_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_segedge_loc_conf_t, consent_gpc),
+      NULL },
+
+    { ngx_string("segedge_context"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_segedge_context,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_segedge_loc_conf_t, contexts),
+      NULL },
+
+    { ngx_string("segedge_segment_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_segedge_loc_conf_t, segment_max),
       NULL },
 
       ngx_null_command
@@ -472,7 +488,14 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
         ngx_http_segedge_issue(r, slcf, ctx, &claims);
     }
 
-    (void) ngx_http_segedge_lookup(r, snapshot, &claims, ctx);
+    if (ngx_http_segedge_lookup(r, snapshot, &claims, ctx) == NGX_OK
+        && ngx_http_segedge_apply_rules(r, &smcf->rules, snapshot, ctx,
+                                        slcf->contexts) == NGX_OK
+        && snapshot)
+    {
+        (void) ngx_http_segedge_name_segments(r, snapshot, ctx,
+                                              slcf->segment_max);
+    }
 
     if (smcf->metrics.recorder) {
         try {
@@ -755,7 +778,7 @@ ngx_http_segedge_read_cookies(ngx_http_request_t *r,
  * NGX_DECLINED when there is none.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_segedge_find_cookie(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value)
 {
@@ -850,12 +873,8 @@ static ngx_int_t
 ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
     segcore::VisitorClaims *claims, ngx_http_segedge_ctx_t *ctx)
 {
-    u_char                       *p;
-    size_t                        len;
-    std::size_t                   i;
     std::uint32_t                 ids[segcore::kMaxResolvedSegments];
     segcore::Resolution           resolution;
-    const segcore::schema::SegmentDef  *def;
 
     /* a verified cookie makes the visitor known even if the lookups fail */
 
@@ -906,9 +925,26 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
         ctx->nsegment_ids = resolution.segments;
     }
 
+    return NGX_OK;
+}
+
+
+/* $segedge_segments: the names of the first "max" segments, comma-separated */
+
+static ngx_int_t
+ngx_http_segedge_name_segments(ngx_http_request_t *r,
+    segcore::Snapshot *snapshot, ngx_http_segedge_ctx_t *ctx, ngx_uint_t max)
+{
+    u_char                             *p;
+    size_t                              len;
+    ngx_uint_t                          i, n;
+    const segcore::schema::SegmentDef  *def;
+
+    n = ngx_min(ctx->nsegment_ids, max);
+
     len = 0;
-    for (i = 0; i < resolution.segments; i++) {
-        def = snapshot->segment(ids[i]);
+    for (i = 0; i < n; i++) {
+        def = snapshot->segment(ctx->segment_ids[i]);
         if (def) {
             len += def->name.size() + 1;
         }
@@ -925,8 +961,8 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
 
     ctx->segments.data = p;
 
-    for (i = 0; i < resolution.segments; i++) {
-        def = snapshot->segment(ids[i]);
+    for (i = 0; i < n; i++) {
+        def = snapshot->segment(ctx->segment_ids[i]);
         if (def == NULL) {
             continue;
         }
@@ -944,7 +980,7 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
 }
 
 
-static ngx_table_elt_t *
+ngx_table_elt_t *
 ngx_http_segedge_request_header(ngx_http_request_t *r, ngx_str_t *name)
 {
     ngx_uint_t        i;
@@ -1226,6 +1262,8 @@ ngx_http_segedge_create_loc_conf(ngx_conf_t *cf)
     slcf->keys = (segcore::KeyRing *) NGX_CONF_UNSET_PTR;
     slcf->consent = (ngx_http_complex_value_t *) NGX_CONF_UNSET_PTR;
     slcf->consent_gpc = NGX_CONF_UNSET;
+    slcf->contexts = (ngx_array_t *) NGX_CONF_UNSET_PTR;
+    slcf->segment_max = NGX_CONF_UNSET_UINT;
 
     return slcf;
 }
@@ -1254,6 +1292,16 @@ ngx_http_segedge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_ptr_value(conf->consent, prev->consent, NULL);
     ngx_conf_merge_value(conf->consent_gpc, prev->consent_gpc, 1);
+
+    ngx_conf_merge_ptr_value(conf->contexts, prev->contexts, NULL);
+    ngx_conf_merge_uint_value(conf->segment_max, prev->segment_max,
+                              segcore::kMaxResolvedSegments);
+
+    if (conf->segment_max == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "segedge_segment_max must be at least 1");
+        return (char *) NGX_CONF_ERROR;
+    }
 
     if (conf->cookie_issue) {
         return ngx_http_segedge_merge_cookie(cf, conf);
@@ -1627,6 +1675,7 @@ ngx_http_segedge_exit_process(ngx_cycle_t *cycle)
                ngx_http_cycle_get_module_main_conf(cycle,
                                                    ngx_http_segedge_module);
     if (smcf) {
+        ngx_http_segedge_delete_rules(&smcf->rules);
         delete smcf->store;
         smcf->store = NULL;
         ngx_http_segedge_metrics_exit_process(&smcf->metrics);

@@ -19,6 +19,7 @@ extern "C" {
 
 namespace segcore {
 class Snapshot;
+class SegmentRules;
 namespace metrics { class Recorder; struct WorkerGauges; }
 }
 
@@ -86,6 +87,26 @@ segcore::metrics::Recorder *ngx_http_segedge_recorder(ngx_http_request_t *r);
 /* What the worker knows about its snapshot, for the status handler. */
 void ngx_http_segedge_worker_gauges(ngx_http_request_t *r,
     segcore::metrics::WorkerGauges *gauges);
+
+/* This worker's rule segments, compiled once per snapshot */
+typedef struct {
+    segcore::SegmentRules       *compiled;
+    segcore::Snapshot           *snapshot;       /* compiled for */
+    uint64_t                     generation;
+} ngx_http_segedge_rules_t;
+
+/* in ngx_http_segedge_rules.cpp */
+ngx_int_t ngx_http_segedge_apply_rules(ngx_http_request_t *r,
+    ngx_http_segedge_rules_t *rules, segcore::Snapshot *snapshot,
+    ngx_http_segedge_ctx_t *ctx, ngx_array_t *contexts);
+void ngx_http_segedge_delete_rules(ngx_http_segedge_rules_t *rules);
+char *ngx_http_segedge_context(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/* request helpers shared with the rules' inputs */
+ngx_table_elt_t *ngx_http_segedge_request_header(ngx_http_request_t *r,
+    ngx_str_t *name);
+ngx_int_t ngx_http_segedge_find_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value);
 
 /* The label of each fail-open cause, indexed by ngx_http_segedge_failure_e */
 extern const char  *ngx_http_segedge_failure_names[NGX_HTTP_SEGEDGE_FAIL_LAST];

@@ -1,9 +1,7 @@
 #include "segcore/identity.h"
 
 namespace segcore {
-namespace {
 
-// Stored order: priority descending, then id ascending.
 bool comes_before(const Snapshot& snapshot, std::uint32_t a, std::uint32_t b) {
     const schema::SegmentDef* da = snapshot.segment(a);
     const schema::SegmentDef* db = snapshot.segment(b);
@@ -11,8 +9,7 @@ bool comes_before(const Snapshot& snapshot, std::uint32_t a, std::uint32_t b) {
     return pa != pb ? pa > pb : a < b;
 }
 
-// Merges two lists that are each in stored order, dropping repeats.
-std::size_t merge(const Snapshot& snapshot, const std::uint32_t* a, std::size_t na,
+std::size_t merge_stored_order(const Snapshot& snapshot, const std::uint32_t* a, std::size_t na,
                   const std::uint32_t* b, std::size_t nb, std::uint32_t* out) {
     std::size_t i = 0, j = 0, n = 0;
     while (i < na || j < nb) {
@@ -29,8 +26,6 @@ std::size_t merge(const Snapshot& snapshot, const std::uint32_t* a, std::size_t 
     }
     return n;
 }
-
-}  // namespace
 
 Resolution resolve_identity(Snapshot* snapshot, const VisitorClaims& claims, std::uint32_t* out) {
     Resolution result;
@@ -55,7 +50,7 @@ Resolution resolve_identity(Snapshot* snapshot, const VisitorClaims& claims, std
     if (stored_anonymous)
         anonymous_count =
             read.profile(schema::VisitorKind::anonymous, claims.anonymous_id, anonymous_ids, kMax);
-    result.segments = merge(*snapshot, known_ids, known_count, anonymous_ids, anonymous_count, out);
+    result.segments = merge_stored_order(*snapshot, known_ids, known_count, anonymous_ids, anonymous_count, out);
     return result;
 }
 

@@ -87,6 +87,8 @@ void parse_input(const std::string& text, const std::string& where, Node& node) 
             fail(where, "input \"" + text + "\" needs a name: \"" + std::string(word) + ".NAME\"");
         if (!candidate.named && dot != std::string::npos)
             fail(where, "input \"" + std::string(word) + "\" takes no name");
+        if (candidate.kind == InputKind::context && !is_valid_context_name(name))
+            fail(where, "invalid context name \"" + name + "\" (use [a-z0-9_-])");
         node.input = candidate.kind;
         node.name = std::move(name);
         return;
@@ -363,6 +365,13 @@ bool Rule::evaluate(Inputs& inputs) const noexcept {
     } catch (...) {  // an Inputs implementation that throws: the rule is false
         return false;
     }
+}
+
+bool is_valid_context_name(std::string_view name) noexcept {
+    if (name.empty() || name.size() > 64) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
 }
 
 std::string_view classify_device(std::string_view ua) noexcept {

@@ -103,6 +103,9 @@ private:
 
 inline constexpr std::uint32_t uses_bit(InputKind kind) { return 1u << static_cast<unsigned>(kind); }
 
+// Names of segedge_context values: [a-z0-9_-], 1..64.
+bool is_valid_context_name(std::string_view name) noexcept;
+
 // Device class from a User-Agent, by documented substring heuristics
 // (README "Device class"): bot first, then tablet, then mobile, else desktop.
 // An empty User-Agent counts as a bot.
