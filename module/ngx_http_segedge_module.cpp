@@ -24,6 +24,7 @@
 #include "segcore/keys.h"
 #include "segcore/metrics.h"
 #include "segcore/schema.h"
+#include "segcore/segment_rules.h"
 #include "segcore/set_cookie.h"
 #include "segcore/signed_id.h"
 #include "segcore/store.h"
@@ -103,7 +104,7 @@ static ngx_int_t ngx_http_segedge_name_segments(ngx_http_request_t *r,
     segcore::Snapshot *snapshot, ngx_http_segedge_ctx_t *ctx, ngx_uint_t max);
 static ngx_int_t ngx_http_segedge_lookup(ngx_http_request_t *r,
     segcore::Snapshot *snapshot, segcore::VisitorClaims *claims,
-    ngx_http_segedge_ctx_t *ctx);
+    ngx_http_segedge_ctx_t *ctx, ngx_uint_t read_profiles);
 static void ngx_http_segedge_refresh(ngx_http_request_t *r,
     ngx_http_segedge_main_conf_t *smcf);
 static ngx_int_t ngx_http_segedge_header_filter(ngx_http_request_t *r);
@@ -461,6 +462,7 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
 {
     u_char                        known_id[segcore::schema::kMaxVisitorIdSize];
     segcore::Snapshot            *snapshot;
+    segcore::SegmentRules        *rules;
     segcore::VisitorClaims        claims;
     ngx_http_segedge_loc_conf_t  *slcf;
     ngx_http_segedge_main_conf_t *smcf;
@@ -488,9 +490,12 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
         ngx_http_segedge_issue(r, slcf, ctx, &claims);
     }
 
-    if (ngx_http_segedge_lookup(r, snapshot, &claims, ctx) == NGX_OK
-        && ngx_http_segedge_apply_rules(r, &smcf->rules, snapshot, ctx,
-                                        slcf->contexts) == NGX_OK
+    rules = ngx_http_segedge_rules_of(r, &smcf->rules, snapshot);
+
+    if (ngx_http_segedge_lookup(r, snapshot, &claims, ctx,
+                                ngx_http_segedge_rules_read_profiles(rules))
+           == NGX_OK
+        && ngx_http_segedge_apply_rules(r, rules, ctx, slcf->contexts) == NGX_OK
         && snapshot)
     {
         (void) ngx_http_segedge_name_segments(r, snapshot, ctx,
@@ -871,10 +876,38 @@ ngx_http_segedge_issue(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
-    segcore::VisitorClaims *claims, ngx_http_segedge_ctx_t *ctx)
+    segcore::VisitorClaims *claims, ngx_http_segedge_ctx_t *ctx,
+    ngx_uint_t read_profiles)
 {
     std::uint32_t                 ids[segcore::kMaxResolvedSegments];
     segcore::Resolution           resolution;
+
+    /* copies the stored profile values into the pool, for rule attributes */
+    struct profile_copy : segcore::ProfileSink {
+        ngx_http_request_t      *r;
+        ngx_http_segedge_ctx_t  *ctx;
+
+        void take(segcore::schema::VisitorKind, std::string_view value) override
+        {
+            u_char  *p;
+
+            if (ctx->nprofiles == 2) {
+                return;
+            }
+
+            p = (u_char *) ngx_pnalloc(r->pool, value.size());
+            if (p == NULL) {
+                return;
+            }
+
+            ngx_memcpy(p, value.data(), value.size());
+            ctx->profiles[ctx->nprofiles].data = p;
+            ctx->profiles[ctx->nprofiles++].len = value.size();
+        }
+    } copy;
+
+    copy.r = r;
+    copy.ctx = ctx;
 
     /* a verified cookie makes the visitor known even if the lookups fail */
 
@@ -883,7 +916,8 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
     }
 
     try {
-        resolution = segcore::resolve_identity(snapshot, *claims, ids);
+        resolution = segcore::resolve_identity(snapshot, *claims, ids,
+                                               read_profiles ? &copy : NULL);
 
     } catch (const std::exception &e) {
         ngx_http_segedge_fail_open(r->connection->log, NGX_LOG_ERR,
@@ -902,6 +936,7 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
 
     if (snapshot) {
         ctx->snapshot_opened = snapshot->meta().generation;
+        ctx->read_generation = resolution.generation;
 
         ctx->generation.data = (u_char *) ngx_pnalloc(r->pool, NGX_INT64_LEN);
         if (ctx->generation.data == NULL) {

@@ -62,6 +62,12 @@ typedef struct {
     ngx_uint_t                  nsegment_ids;
     uint64_t                    snapshot_opened;
 
+    /* the committed generation the lookup read, and the stored profile
+       values it found (copied only when a rule reads profile attributes) */
+    uint64_t                    read_generation;
+    ngx_str_t                   profiles[2];
+    ngx_uint_t                  nprofiles;
+
     /* the block content chosen for the visitor, set on first use by the
        filter module */
     ngx_http_segedge_blocks_t  *blocks;
@@ -96,9 +102,12 @@ typedef struct {
 } ngx_http_segedge_rules_t;
 
 /* in ngx_http_segedge_rules.cpp */
+segcore::SegmentRules *ngx_http_segedge_rules_of(ngx_http_request_t *r,
+    ngx_http_segedge_rules_t *rules, segcore::Snapshot *snapshot);
+ngx_uint_t ngx_http_segedge_rules_read_profiles(segcore::SegmentRules *rules);
 ngx_int_t ngx_http_segedge_apply_rules(ngx_http_request_t *r,
-    ngx_http_segedge_rules_t *rules, segcore::Snapshot *snapshot,
-    ngx_http_segedge_ctx_t *ctx, ngx_array_t *contexts);
+    segcore::SegmentRules *rules, ngx_http_segedge_ctx_t *ctx,
+    ngx_array_t *contexts);
 void ngx_http_segedge_delete_rules(ngx_http_segedge_rules_t *rules);
 char *ngx_http_segedge_context(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 

@@ -120,7 +120,7 @@ ngx_http_segedge_request_inputs::get(segcore::rules::InputKind kind,
         return ctx_->visitor.len != 0;
 
     case InputKind::attribute:
-        /* profile attributes are not yet read by the module */
+        /* answered by segcore::SegmentRules from the stored profiles */
         return false;
     }
 
@@ -199,27 +199,22 @@ ngx_http_segedge_request_inputs::local_time(segcore::rules::InputKind kind,
 
 
 /*
- * Merges the rule segments this request matches into ctx->segment_ids.
- * The rules are compiled when the worker first uses a snapshot.
+ * The worker's rule segments for this snapshot, compiled when the worker
+ * first uses the snapshot; NULL when it has none.
  */
 
-ngx_int_t
-ngx_http_segedge_apply_rules(ngx_http_request_t *r,
-    ngx_http_segedge_rules_t *rules, segcore::Snapshot *snapshot,
-    ngx_http_segedge_ctx_t *ctx, ngx_array_t *contexts)
+segcore::SegmentRules *
+ngx_http_segedge_rules_of(ngx_http_request_t *r,
+    ngx_http_segedge_rules_t *rules, segcore::Snapshot *snapshot)
 {
-    std::size_t      n;
-    std::uint32_t   *scratch, *out;
-
     if (snapshot == NULL) {
-        return NGX_OK;
+        return NULL;
     }
 
     if (rules->snapshot != snapshot
         || rules->generation != snapshot->meta().generation)
     {
-        delete rules->compiled;
-        rules->compiled = NULL;
+        ngx_http_segedge_delete_rules(rules);
         rules->snapshot = snapshot;
         rules->generation = snapshot->meta().generation;
 
@@ -229,15 +224,56 @@ ngx_http_segedge_apply_rules(ngx_http_request_t *r,
         } catch (const std::exception &e) {
             ngx_http_segedge_fail_open(r->connection->log, NGX_LOG_ERR,
                                        NGX_HTTP_SEGEDGE_FAIL_LOOKUP, e.what());
-            return NGX_ERROR;
+            return NULL;
         }
     }
 
     if (rules->compiled == NULL || rules->compiled->empty()) {
+        return NULL;
+    }
+
+    return rules->compiled;
+}
+
+
+ngx_uint_t
+ngx_http_segedge_rules_read_profiles(segcore::SegmentRules *rules)
+{
+    return rules
+           && (rules->uses()
+               & segcore::rules::uses_bit(segcore::rules::InputKind::attribute));
+}
+
+
+/* Merges the rule segments this request matches into ctx->segment_ids. */
+
+ngx_int_t
+ngx_http_segedge_apply_rules(ngx_http_request_t *r,
+    segcore::SegmentRules *rules, ngx_http_segedge_ctx_t *ctx,
+    ngx_array_t *contexts)
+{
+    std::size_t                      n;
+    ngx_uint_t                       i;
+    std::uint32_t                   *scratch, *out;
+    std::string_view                 profiles[2];
+    segcore::SegmentRules::Visitor   visitor;
+
+    if (rules == NULL) {
         return NGX_OK;
     }
 
-    n = rules->compiled->size();
+    if (ngx_http_segedge_rules_read_profiles(rules)) {
+        try {
+            rules->refresh_attributes(ctx->read_generation);
+
+        } catch (const std::exception &e) {
+            ngx_http_segedge_fail_open(r->connection->log, NGX_LOG_ERR,
+                                       NGX_HTTP_SEGEDGE_FAIL_LOOKUP, e.what());
+            return NGX_ERROR;
+        }
+    }
+
+    n = rules->size();
 
     scratch = (std::uint32_t *) ngx_palloc(r->pool,
                                  (2 * n + ctx->nsegment_ids) * sizeof(uint32_t));
@@ -247,11 +283,19 @@ ngx_http_segedge_apply_rules(ngx_http_request_t *r,
 
     out = scratch + n;
 
+    for (i = 0; i < ctx->nprofiles; i++) {
+        profiles[i] = std::string_view((const char *) ctx->profiles[i].data,
+                                       ctx->profiles[i].len);
+    }
+
+    visitor.ids = ctx->segment_ids;
+    visitor.n = ctx->nsegment_ids;
+    visitor.profiles = profiles;
+    visitor.nprofiles = ctx->nprofiles;
+
     ngx_http_segedge_request_inputs  inputs(r, ctx, contexts);
 
-    ctx->nsegment_ids = rules->compiled->evaluate(inputs, ctx->segment_ids,
-                                                  ctx->nsegment_ids,
-                                                  scratch, out);
+    ctx->nsegment_ids = rules->evaluate(inputs, visitor, scratch, out);
     ctx->segment_ids = out;
 
     return NGX_OK;

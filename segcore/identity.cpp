@@ -27,7 +27,20 @@ std::size_t merge_stored_order(const Snapshot& snapshot, const std::uint32_t* a,
     return n;
 }
 
-Resolution resolve_identity(Snapshot* snapshot, const VisitorClaims& claims, std::uint32_t* out) {
+namespace {
+
+std::size_t read_profile(Snapshot::Read& read, schema::VisitorKind kind, std::string_view id,
+                         std::uint32_t* out, ProfileSink* profiles) {
+    std::string_view value = read.profile_value(kind, id);
+    if (value.empty()) return 0;
+    if (profiles) profiles->take(kind, value);
+    return schema::decode_profile(value, out, schema::kMaxSegmentsPerProfile);
+}
+
+}  // namespace
+
+Resolution resolve_identity(Snapshot* snapshot, const VisitorClaims& claims, std::uint32_t* out,
+                            ProfileSink* profiles) {
     Resolution result;
     result.known = !claims.known_id.empty();
     if (!snapshot) return result;
@@ -45,11 +58,11 @@ Resolution resolve_identity(Snapshot* snapshot, const VisitorClaims& claims, std
         known_id = std::string_view(alias, read.alias(claims.anonymous_id, alias));
     if (!known_id.empty()) {
         result.known = true;
-        known_count = read.profile(schema::VisitorKind::known, known_id, known_ids, kMax);
+        known_count = read_profile(read, schema::VisitorKind::known, known_id, known_ids, profiles);
     }
     if (stored_anonymous)
-        anonymous_count =
-            read.profile(schema::VisitorKind::anonymous, claims.anonymous_id, anonymous_ids, kMax);
+        anonymous_count = read_profile(read, schema::VisitorKind::anonymous, claims.anonymous_id,
+                                       anonymous_ids, profiles);
     result.segments = merge_stored_order(*snapshot, known_ids, known_count, anonymous_ids, anonymous_count, out);
     return result;
 }

@@ -20,9 +20,12 @@ my $SEG = <<'SEG';
 {"name":"weekend_evening","priority":30,"rule":{"all":[{"input":"weekday","op":"gte","value":6},{"input":"hour","op":"between","value":[18,23]}]}}
 {"name":"newcomer","priority":20,"rule":{"input":"visitor","op":"eq","value":"new"}}
 {"name":"mobile_vip","priority":110,"rule":{"all":[{"segment":"vip"},{"segment":"mobile"}]}}
+{"name":"champion","priority":15,"rule":{"all":[{"input":"attribute.rfm_r","op":"gte","value":4},{"input":"attribute.lifecycle","op":"eq","value":"CUSTOMER","ignore_case":true}]}}
 {"name":"broken_regex_safe","priority":10,"rule":{"input":"header.x-long","op":"regex","value":"^(a+)+$"}}
 SEG
-my $PROF = qq({"id":"$vip","kind":"anonymous","segments":["vip"]}\n);
+my $champ = visitor_id('v-champ');
+my $PROF = qq({"id":"$vip","kind":"anonymous","segments":["vip"],"attributes":{"rfm_r":2,"lifecycle":"customer"}}\n)
+         . qq({"id":"$champ","kind":"anonymous","segments":[],"attributes":{"rfm_r":5,"lifecycle":"customer"}}\n);
 my $BLOCKS = <<'BLOCKS';
 {"block":"hero","segment":"mobile","html":"<b>mobile hero</b>"}
 {"block":"hero","segment":"vip","html":"<b>vip hero</b>"}
@@ -99,6 +102,9 @@ is seg('/sale/x?utm_medium=paid_social&utm_source=facebook', @ua, Cookie => "seg
     'vip,sale_path,paid_social,beta_header', 'several rules and precomputed, priority order';
 is seg('/max/sale/?utm_medium=paid_social&utm_source=facebook', @ua, Cookie => "segedge_id=$vip", 'X-Beta' => 1),
     'vip,paid_social', 'segedge_segment_max caps the reported list';
+
+is seg('/x', @ua, Cookie => "segedge_id=$champ"), 'champion', 'profile attributes (number and text)';
+is seg('/x', @ua, Cookie => "segedge_id=$vip"), 'vip', 'profile attribute below the threshold';
 
 is seg('/x', @ua, 'X-Long' => ('a' x 4000) . '!'), '', 'pathological regex: linear time, no match';
 

@@ -250,3 +250,100 @@ TEST_CASE("segment definitions keep their rule through the snapshot encoding", "
     def.rule.clear();
     CHECK(segcore::schema::decode_segment(3, segcore::schema::encode_segment(def))->rule.empty());
 }
+
+// ---- SegmentRules over a snapshot: layering, merge order, attributes ----
+
+#include <filesystem>
+
+#include "segcore/lmdb.h"
+#include "segcore/segment_rules.h"
+#include "segcore/snapshot.h"
+#include "snapshot_fixture.h"
+
+namespace {
+
+segcore::schema::SegmentDef rule_segment(std::uint32_t id, std::string name, int priority,
+                                         std::string rule) {
+    auto def = fixture::segment(id, std::move(name), priority);
+    def.rule = std::move(rule);
+    return def;
+}
+
+void add_attributes(const std::string& dir) {
+    namespace schema = segcore::schema;
+    segcore::Env::Options options;
+    options.map_size = 64u << 20;
+    segcore::Env env(dir, options);
+    segcore::Txn txn(env, 0);
+    auto db = txn.open_db(schema::kAttributesDb, MDB_CREATE);
+    txn.put(db, schema::encode_attribute_key(1), schema::encode_attribute({1, schema::AttributeType::number, "rfm_r"}));
+    txn.put(db, schema::encode_attribute_key(2), schema::encode_attribute({2, schema::AttributeType::text, "lifecycle"}));
+    txn.commit();
+}
+
+}  // namespace
+
+TEST_CASE("segment rules layer on earlier segments and merge in priority order", "[rules][snapshot]") {
+    namespace schema = segcore::schema;
+    std::string dir = fixture::temp_dir();
+    fixture::SnapshotSpec spec;
+    spec.segments = {fixture::segment(1, "vip", 50),
+                     rule_segment(2, "mobile", 10, R"({"input":"device","op":"eq","value":"mobile"})"),
+                     rule_segment(3, "mobile_vip", 100, R"({"all":[{"segment":"vip"},{"segment":"mobile"}]})"),
+                     rule_segment(4, "champion", 20,
+                                  R"({"all":[{"input":"attribute.rfm_r","op":"gte","value":4},)"
+                                  R"({"input":"attribute.lifecycle","op":"eq","value":"customer"}]})")};
+    fixture::write_snapshot(dir, spec);
+    add_attributes(dir);
+    {
+        segcore::Snapshot snapshot(dir);
+        segcore::SegmentRules rules(snapshot);
+        REQUIRE(rules.size() == 3);
+        CHECK(rules.uses() == (rules::uses_bit(InputKind::device) | rules::uses_bit(InputKind::attribute)));
+        rules.refresh_attributes(1);
+
+        Request request;
+        request.text["device"] = "mobile";
+        std::uint32_t vip[] = {1};
+        // known profile (rfm_r 5) shadows the anonymous one (rfm_r 1)
+        std::string known = schema::encode_profile({}, {{1, schema::AttributeType::number, 5, ""},
+                                                        {2, schema::AttributeType::text, 0, "customer"}});
+        std::string anonymous = schema::encode_profile({}, {{1, schema::AttributeType::number, 1, ""}});
+        std::string_view profiles[] = {known, anonymous};
+
+        segcore::SegmentRules::Visitor visitor;
+        visitor.ids = vip;
+        visitor.n = 1;
+        std::uint32_t scratch[3], out[4];
+        std::size_t n = rules.evaluate(request, visitor, scratch, out);
+        CHECK(std::vector<std::uint32_t>(out, out + n) == std::vector<std::uint32_t>{3, 1, 2});
+
+        visitor.profiles = profiles;
+        visitor.nprofiles = 2;
+        n = rules.evaluate(request, visitor, scratch, out);
+        CHECK(std::vector<std::uint32_t>(out, out + n) == std::vector<std::uint32_t>{3, 1, 4, 2});
+
+        visitor.profiles = profiles + 1;  // anonymous only: rfm_r 1
+        visitor.nprofiles = 1;
+        visitor.n = 0;
+        request.text["device"] = "desktop";
+        n = rules.evaluate(request, visitor, scratch, out);
+        CHECK(n == 0);
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("profile attributes are read in place", "[rules][schema]") {
+    namespace schema = segcore::schema;
+    std::string bytes = schema::encode_profile({7}, {{2, schema::AttributeType::text, 0, "gold"},
+                                                    {9, schema::AttributeType::number, 3.5, ""}});
+    schema::AttributeView value;
+    REQUIRE(schema::find_profile_attribute(bytes, 2, value));
+    CHECK(value.type == schema::AttributeType::text);
+    CHECK(value.text == "gold");
+    REQUIRE(schema::find_profile_attribute(bytes, 9, value));
+    CHECK(value.number == 3.5);
+    CHECK_FALSE(schema::find_profile_attribute(bytes, 5, value));
+    CHECK_FALSE(schema::find_profile_attribute(schema::encode_profile({7}), 2, value));
+    CHECK_FALSE(schema::find_profile_attribute(bytes.substr(0, bytes.size() - 3), 9, value));
+}
