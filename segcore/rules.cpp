@@ -243,9 +243,13 @@ bool equal(std::string_view a, std::string_view b, bool ignore_case) {
 }
 
 bool find(std::string_view haystack, std::string_view needle, bool ignore_case) {
+    if (!ignore_case) return haystack.find(needle) != std::string_view::npos;
+    if (needle.empty()) return true;
     if (needle.size() > haystack.size()) return false;
+    char first = lower(needle[0]);
     for (std::size_t i = 0; i + needle.size() <= haystack.size(); ++i)
-        if (equal(haystack.substr(i, needle.size()), needle, ignore_case)) return true;
+        if (lower(haystack[i]) == first && equal(haystack.substr(i, needle.size()), needle, true))
+            return true;
     return false;
 }
 
@@ -375,8 +379,14 @@ bool is_valid_context_name(std::string_view name) noexcept {
 }
 
 std::string_view classify_device(std::string_view ua) noexcept {
-    auto has = [&](std::string_view needle) { return find(ua, needle, true); };
     if (ua.empty()) return "bot";
+    // Lower-case once into a bounded stack copy, then plain substring
+    // searches: a User-Agent's tell-tale words come early.
+    char lowered[512];
+    std::size_t n = std::min(ua.size(), sizeof lowered);
+    for (std::size_t i = 0; i < n; ++i) lowered[i] = lower(ua[i]);
+    std::string_view text(lowered, n);
+    auto has = [&](std::string_view needle) { return text.find(needle) != std::string_view::npos; };
     for (auto word : {"bot", "crawler", "spider", "slurp", "curl/", "wget/", "python-requests",
                       "headless", "facebookexternalhit", "preview"})
         if (has(word)) return "bot";
