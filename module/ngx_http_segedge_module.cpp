@@ -154,6 +154,10 @@ static ngx_http_segedge_syntax_t  ngx_http_segedge_cookie_path_p =
 static ngx_conf_post_handler_pt  ngx_http_segedge_cookie_max_age_p =
     ngx_http_segedge_cookie_max_age;
 
+static ngx_conf_num_bounds_t  ngx_http_segedge_segment_max_bounds = {
+    ngx_conf_check_num_bounds, 1, segcore::kMaxResolvedSegments
+};
+
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 
@@ -283,7 +287,7 @@ static ngx_command_t  ngx_http_segedge_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_segedge_loc_conf_t, segment_max),
-      NULL },
+      &ngx_http_segedge_segment_max_bounds },
 
       ngx_null_command
 };
@@ -1331,12 +1335,6 @@ ngx_http_segedge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->contexts, prev->contexts, NULL);
     ngx_conf_merge_uint_value(conf->segment_max, prev->segment_max,
                               segcore::kMaxResolvedSegments);
-
-    if (conf->segment_max == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "segedge_segment_max must be at least 1");
-        return (char *) NGX_CONF_ERROR;
-    }
 
     if (conf->cookie_issue) {
         return ngx_http_segedge_merge_cookie(cf, conf);

@@ -113,4 +113,12 @@ like http_get('/page.html', 'User-Agent' => $iphone, Cookie => "segedge_id=$vip"
     'block: precomputed vip outranks the mobile rule';
 like http_get('/page.html', @ua)->body, qr/default hero/, 'block: no segment, default content';
 
+nginx_t_fails('segedge_context with a bad name',
+              "segedge_db %%TESTDIR%%/db; segedge_context Country \$http_x_country;",
+              'invalid segedge_context name "Country"');
+nginx_t_fails('segedge_segment_max 0', "segedge_db %%TESTDIR%%/db; segedge_segment_max 0;",
+              'value must be between 1 and 512');
+nginx_t_fails('segedge_segment_max not a number', "segedge_db %%TESTDIR%%/db; segedge_segment_max many;",
+              'invalid number');
+
 done_testing;
