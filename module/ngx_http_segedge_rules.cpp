@@ -39,6 +39,9 @@ private:
     ngx_http_request_t      *r_;
     ngx_http_segedge_ctx_t  *ctx_;
     ngx_array_t             *contexts_;
+    std::string_view         device_;
+    ngx_tm_t                 tm_;
+    bool                     has_tm_ = false;
 };
 
 
@@ -96,13 +99,18 @@ ngx_http_segedge_request_inputs::get(segcore::rules::InputKind kind,
         return context(name, out);
 
     case InputKind::device:
+        /* classified once per request, however many rules read it */
+        if (device_.empty()) {
+            device_ = segcore::rules::classify_device(
+                          r_->headers_in.user_agent
+                          ? std::string_view(
+                              (const char *) r_->headers_in.user_agent->value.data,
+                              r_->headers_in.user_agent->value.len)
+                          : std::string_view());
+        }
+
         out.is_number = false;
-        out.text = segcore::rules::classify_device(
-                       r_->headers_in.user_agent
-                       ? std::string_view(
-                           (const char *) r_->headers_in.user_agent->value.data,
-                           r_->headers_in.user_agent->value.len)
-                       : std::string_view());
+        out.text = device_;
         return true;
 
     case InputKind::hour:
@@ -173,25 +181,27 @@ ngx_http_segedge_request_inputs::local_time(segcore::rules::InputKind kind,
     segcore::rules::Value &out)
 {
     time_t                now;
-    ngx_tm_t              tm;
     segcore::rules::Value  pinned;
 
-    now = ngx_time();
+    if (!has_tm_) {
+        now = ngx_time();
 
-    if (context("now", pinned)) {
-        now = ngx_atotm((u_char *) pinned.text.data(), pinned.text.size());
-        if (now == NGX_ERROR) {
-            return false;
+        if (context("now", pinned)) {
+            now = ngx_atotm((u_char *) pinned.text.data(), pinned.text.size());
+            if (now == NGX_ERROR) {
+                return false;
+            }
         }
-    }
 
-    ngx_localtime(now, &tm);
+        ngx_localtime(now, &tm_);
+        has_tm_ = true;
+    }
 
     out.is_number = true;
     if (kind == segcore::rules::InputKind::hour) {
-        out.number = tm.ngx_tm_hour;
+        out.number = tm_.ngx_tm_hour;
     } else {
-        out.number = tm.ngx_tm_wday == 0 ? 7 : tm.ngx_tm_wday;
+        out.number = tm_.ngx_tm_wday == 0 ? 7 : tm_.ngx_tm_wday;
     }
 
     return true;
