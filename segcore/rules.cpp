@@ -282,10 +282,10 @@ bool equals(const Value& value, const Operand& operand, bool ignore_case) {
 }
 
 bool compare(const Node& node, const Value& value) {
-    const auto& first = node.operands.empty() ? Operand{} : node.operands[0];
+    if (node.op == Op::exists) return true;
+    const Operand& first = node.operands[0];  // every other operator has one
     std::string_view text = value.text;
     switch (node.op) {
-    case Op::exists: return true;
     case Op::eq: return equals(value, first, node.ignore_case);
     case Op::ne: return !equals(value, first, node.ignore_case);
     case Op::in:
