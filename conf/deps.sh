@@ -7,6 +7,8 @@ packages=(
     # build: nginx's module build needs the same libraries nginx was built with
     g++ cmake make pkg-config nginx nginx-dev libpcre2-dev libssl-dev zlib1g-dev
     liblmdb-dev lmdb-utils nlohmann-json3-dev catch2
+    # rule segments: RE2 matches in linear time, so a rule's regex cannot stall a worker
+    libre2-dev
     # segsync run: HTTP(S) sources
     libcurl4-openssl-dev
     # tests (python3 runs the README's signed-cookie recipe; openssl checks feed

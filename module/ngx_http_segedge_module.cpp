@@ -25,6 +25,7 @@
 #include "segcore/keys.h"
 #include "segcore/metrics.h"
 #include "segcore/schema.h"
+#include "segcore/segment_rules.h"
 #include "segcore/set_cookie.h"
 #include "segcore/signed_id.h"
 #include "segcore/store.h"
@@ -46,6 +47,7 @@ typedef struct {
     ngx_http_segedge_metrics_t metrics;
     time_t                     max_staleness;
     ngx_flag_t                 stale_serve;    /* else fail open */
+    ngx_http_segedge_rules_t   rules;          /* per worker */
 } ngx_http_segedge_main_conf_t;
 
 
@@ -65,6 +67,9 @@ struct ngx_http_segedge_loc_conf_s {
 
     ngx_http_complex_value_t  *consent;
     ngx_flag_t                 consent_gpc;
+
+    ngx_array_t               *contexts;       /* segedge_context */
+    ngx_uint_t                 segment_max;
 };
 
 
@@ -87,8 +92,6 @@ static ngx_int_t ngx_http_segedge_consented(ngx_http_request_t *r,
 static ngx_int_t ngx_http_segedge_read_cookies(ngx_http_request_t *r,
     ngx_http_segedge_loc_conf_t *slcf, ngx_http_segedge_ctx_t *ctx,
     segcore::VisitorClaims *claims, u_char *known_id);
-static ngx_int_t ngx_http_segedge_find_cookie(ngx_http_request_t *r,
-    ngx_str_t *name, ngx_str_t *value);
 static void ngx_http_segedge_verify_known(ngx_http_request_t *r,
     ngx_http_segedge_loc_conf_t *slcf, ngx_str_t *value,
     segcore::VisitorClaims *claims, u_char *known_id);
@@ -98,13 +101,13 @@ static void ngx_http_segedge_issue(ngx_http_request_t *r,
 static segcore::Snapshot *ngx_http_segedge_check_stale(ngx_http_request_t *r,
     ngx_http_segedge_main_conf_t *smcf, segcore::Snapshot *snapshot,
     ngx_http_segedge_ctx_t *ctx);
+static ngx_int_t ngx_http_segedge_name_segments(ngx_http_request_t *r,
+    segcore::Snapshot *snapshot, ngx_http_segedge_ctx_t *ctx, ngx_uint_t max);
 static ngx_int_t ngx_http_segedge_lookup(ngx_http_request_t *r,
     segcore::Snapshot *snapshot, segcore::VisitorClaims *claims,
-    ngx_http_segedge_ctx_t *ctx);
+    ngx_http_segedge_ctx_t *ctx, ngx_uint_t read_profiles);
 static void ngx_http_segedge_refresh(ngx_http_request_t *r,
     ngx_http_segedge_main_conf_t *smcf);
-static ngx_table_elt_t *ngx_http_segedge_request_header(ngx_http_request_t *r,
-    ngx_str_t *name);
 static void ngx_http_segedge_assign(ngx_http_request_t *r,
     segcore::Snapshot *snapshot, segcore::VisitorClaims *claims,
     segcore::metrics::Recorder *recorder, ngx_http_segedge_ctx_t *ctx);
@@ -156,6 +159,10 @@ static ngx_http_segedge_syntax_t  ngx_http_segedge_cookie_path_p =
     { ngx_http_segedge_check_syntax, segcore::is_cookie_path, "cookie path" };
 static ngx_conf_post_handler_pt  ngx_http_segedge_cookie_max_age_p =
     ngx_http_segedge_cookie_max_age;
+
+static ngx_conf_num_bounds_t  ngx_http_segedge_segment_max_bounds = {
+    ngx_conf_check_num_bounds, 1, segcore::kMaxResolvedSegments
+};
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
@@ -273,6 +280,20 @@ static ngx_command_t  ngx_http_segedge_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_segedge_loc_conf_t, consent_gpc),
       NULL },
+
+    { ngx_string("segedge_context"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_segedge_context,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_segedge_loc_conf_t, contexts),
+      NULL },
+
+    { ngx_string("segedge_segment_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_segedge_loc_conf_t, segment_max),
+      &ngx_http_segedge_segment_max_bounds },
 
       ngx_null_command
 };
@@ -498,6 +519,7 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
     u_char                        known_id[segcore::schema::kMaxVisitorIdSize];
     ngx_int_t                     rc;
     segcore::Snapshot            *snapshot;
+    segcore::SegmentRules        *rules;
     segcore::VisitorClaims        claims;
     ngx_http_segedge_loc_conf_t  *slcf;
     ngx_http_segedge_main_conf_t *smcf;
@@ -525,7 +547,19 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
         ngx_http_segedge_issue(r, slcf, ctx, &claims);
     }
 
-    rc = ngx_http_segedge_lookup(r, snapshot, &claims, ctx);
+    rules = ngx_http_segedge_rules_of(r, &smcf->rules, snapshot);
+
+    rc = ngx_http_segedge_lookup(r, snapshot, &claims, ctx,
+                                 ngx_http_segedge_rules_read_profiles(rules));
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_segedge_apply_rules(r, rules, ctx, slcf->contexts);
+    }
+
+    if (rc == NGX_OK && snapshot) {
+        (void) ngx_http_segedge_name_segments(r, snapshot, ctx,
+                                              slcf->segment_max);
+    }
 
     if (smcf->metrics.recorder) {
         try {
@@ -815,7 +849,7 @@ ngx_http_segedge_read_cookies(ngx_http_request_t *r,
  * NGX_DECLINED when there is none.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_segedge_find_cookie(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value)
 {
@@ -908,14 +942,38 @@ ngx_http_segedge_issue(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
-    segcore::VisitorClaims *claims, ngx_http_segedge_ctx_t *ctx)
+    segcore::VisitorClaims *claims, ngx_http_segedge_ctx_t *ctx,
+    ngx_uint_t read_profiles)
 {
-    u_char                       *p;
-    size_t                        len;
-    std::size_t                   i;
     std::uint32_t                 ids[segcore::kMaxResolvedSegments];
     segcore::Resolution           resolution;
-    const segcore::schema::SegmentDef  *def;
+
+    /* copies the stored profile values into the pool, for rule attributes */
+    struct profile_copy : segcore::ProfileSink {
+        ngx_http_request_t      *r;
+        ngx_http_segedge_ctx_t  *ctx;
+
+        void take(segcore::schema::VisitorKind, std::string_view value) override
+        {
+            u_char  *p;
+
+            if (ctx->nprofiles == 2) {
+                return;
+            }
+
+            p = (u_char *) ngx_pnalloc(r->pool, value.size());
+            if (p == NULL) {
+                return;
+            }
+
+            ngx_memcpy(p, value.data(), value.size());
+            ctx->profiles[ctx->nprofiles].data = p;
+            ctx->profiles[ctx->nprofiles++].len = value.size();
+        }
+    } copy;
+
+    copy.r = r;
+    copy.ctx = ctx;
 
     /* a verified cookie makes the visitor known even if the lookups fail */
 
@@ -924,7 +982,8 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
     }
 
     try {
-        resolution = segcore::resolve_identity(snapshot, *claims, ids);
+        resolution = segcore::resolve_identity(snapshot, *claims, ids,
+                                               read_profiles ? &copy : NULL);
 
     } catch (const std::exception &e) {
         ngx_http_segedge_fail_open(r->connection->log, NGX_LOG_ERR,
@@ -943,6 +1002,7 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
 
     if (snapshot) {
         ctx->snapshot_opened = snapshot->meta().generation;
+        ctx->read_generation = resolution.generation;
 
         ctx->generation.data = (u_char *) ngx_pnalloc(r->pool, NGX_INT64_LEN);
         if (ctx->generation.data == NULL) {
@@ -966,9 +1026,26 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
         ctx->nsegment_ids = resolution.segments;
     }
 
+    return NGX_OK;
+}
+
+
+/* $segedge_segments: the names of the first "max" segments, comma-separated */
+
+static ngx_int_t
+ngx_http_segedge_name_segments(ngx_http_request_t *r,
+    segcore::Snapshot *snapshot, ngx_http_segedge_ctx_t *ctx, ngx_uint_t max)
+{
+    u_char                             *p;
+    size_t                              len;
+    ngx_uint_t                          i, n;
+    const segcore::schema::SegmentDef  *def;
+
+    n = ngx_min(ctx->nsegment_ids, max);
+
     len = 0;
-    for (i = 0; i < resolution.segments; i++) {
-        def = snapshot->segment(ids[i]);
+    for (i = 0; i < n; i++) {
+        def = snapshot->segment(ctx->segment_ids[i]);
         if (def) {
             len += def->name.size() + 1;
         }
@@ -985,8 +1062,8 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
 
     ctx->segments.data = p;
 
-    for (i = 0; i < resolution.segments; i++) {
-        def = snapshot->segment(ids[i]);
+    for (i = 0; i < n; i++) {
+        def = snapshot->segment(ctx->segment_ids[i]);
         if (def == NULL) {
             continue;
         }
@@ -1052,7 +1129,7 @@ ngx_http_segedge_assign(ngx_http_request_t *r, segcore::Snapshot *snapshot,
 }
 
 
-static ngx_table_elt_t *
+ngx_table_elt_t *
 ngx_http_segedge_request_header(ngx_http_request_t *r, ngx_str_t *name)
 {
     ngx_uint_t        i;
@@ -1334,6 +1411,8 @@ ngx_http_segedge_create_loc_conf(ngx_conf_t *cf)
     slcf->keys = (segcore::KeyRing *) NGX_CONF_UNSET_PTR;
     slcf->consent = (ngx_http_complex_value_t *) NGX_CONF_UNSET_PTR;
     slcf->consent_gpc = NGX_CONF_UNSET;
+    slcf->contexts = (ngx_array_t *) NGX_CONF_UNSET_PTR;
+    slcf->segment_max = NGX_CONF_UNSET_UINT;
 
     return slcf;
 }
@@ -1362,6 +1441,10 @@ ngx_http_segedge_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_ptr_value(conf->consent, prev->consent, NULL);
     ngx_conf_merge_value(conf->consent_gpc, prev->consent_gpc, 1);
+
+    ngx_conf_merge_ptr_value(conf->contexts, prev->contexts, NULL);
+    ngx_conf_merge_uint_value(conf->segment_max, prev->segment_max,
+                              segcore::kMaxResolvedSegments);
 
     if (conf->cookie_issue) {
         return ngx_http_segedge_merge_cookie(cf, conf);
@@ -1735,6 +1818,7 @@ ngx_http_segedge_exit_process(ngx_cycle_t *cycle)
                ngx_http_cycle_get_module_main_conf(cycle,
                                                    ngx_http_segedge_module);
     if (smcf) {
+        ngx_http_segedge_delete_rules(&smcf->rules);
         delete smcf->store;
         smcf->store = NULL;
         ngx_http_segedge_metrics_exit_process(&smcf->metrics);

@@ -19,6 +19,7 @@ extern "C" {
 
 namespace segcore {
 class Snapshot;
+class SegmentRules;
 namespace metrics { class Recorder; struct WorkerGauges; }
 }
 
@@ -63,6 +64,12 @@ typedef struct {
     ngx_uint_t                  nsegment_ids;
     uint64_t                    snapshot_opened;
 
+    /* the committed generation the lookup read, and the stored profile
+       values it found (copied only when a rule reads profile attributes) */
+    uint64_t                    read_generation;
+    ngx_str_t                   profiles[2];
+    ngx_uint_t                  nprofiles;
+
     /* the block content chosen for the visitor, set on first use by the
        filter module */
     ngx_http_segedge_blocks_t  *blocks;
@@ -88,6 +95,29 @@ segcore::metrics::Recorder *ngx_http_segedge_recorder(ngx_http_request_t *r);
 /* What the worker knows about its snapshot, for the status handler. */
 void ngx_http_segedge_worker_gauges(ngx_http_request_t *r,
     segcore::metrics::WorkerGauges *gauges);
+
+/* This worker's rule segments, compiled once per snapshot */
+typedef struct {
+    segcore::SegmentRules       *compiled;
+    segcore::Snapshot           *snapshot;       /* compiled for */
+    uint64_t                     generation;
+} ngx_http_segedge_rules_t;
+
+/* in ngx_http_segedge_rules.cpp */
+segcore::SegmentRules *ngx_http_segedge_rules_of(ngx_http_request_t *r,
+    ngx_http_segedge_rules_t *rules, segcore::Snapshot *snapshot);
+ngx_uint_t ngx_http_segedge_rules_read_profiles(segcore::SegmentRules *rules);
+ngx_int_t ngx_http_segedge_apply_rules(ngx_http_request_t *r,
+    segcore::SegmentRules *rules, ngx_http_segedge_ctx_t *ctx,
+    ngx_array_t *contexts);
+void ngx_http_segedge_delete_rules(ngx_http_segedge_rules_t *rules);
+char *ngx_http_segedge_context(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/* request helpers shared with the rules' inputs */
+ngx_table_elt_t *ngx_http_segedge_request_header(ngx_http_request_t *r,
+    ngx_str_t *name);
+ngx_int_t ngx_http_segedge_find_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value);
 
 /* The label of each fail-open cause, indexed by ngx_http_segedge_failure_e */
 extern const char  *ngx_http_segedge_failure_names[NGX_HTTP_SEGEDGE_FAIL_LAST];

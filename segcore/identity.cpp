@@ -1,9 +1,7 @@
 #include "segcore/identity.h"
 
 namespace segcore {
-namespace {
 
-// Stored order: priority descending, then id ascending.
 bool comes_before(const Snapshot& snapshot, std::uint32_t a, std::uint32_t b) {
     const schema::SegmentDef* da = snapshot.segment(a);
     const schema::SegmentDef* db = snapshot.segment(b);
@@ -11,8 +9,7 @@ bool comes_before(const Snapshot& snapshot, std::uint32_t a, std::uint32_t b) {
     return pa != pb ? pa > pb : a < b;
 }
 
-// Merges two lists that are each in stored order, dropping repeats.
-std::size_t merge(const Snapshot& snapshot, const std::uint32_t* a, std::size_t na,
+std::size_t merge_stored_order(const Snapshot& snapshot, const std::uint32_t* a, std::size_t na,
                   const std::uint32_t* b, std::size_t nb, std::uint32_t* out) {
     std::size_t i = 0, j = 0, n = 0;
     while (i < na || j < nb) {
@@ -30,9 +27,20 @@ std::size_t merge(const Snapshot& snapshot, const std::uint32_t* a, std::size_t 
     return n;
 }
 
+namespace {
+
+std::size_t read_profile(Snapshot::Read& read, schema::VisitorKind kind, std::string_view id,
+                         std::uint32_t* out, ProfileSink* profiles) {
+    std::string_view value = read.profile_value(kind, id);
+    if (value.empty()) return 0;
+    if (profiles) profiles->take(kind, value);
+    return schema::decode_profile(value, out, schema::kMaxSegmentsPerProfile);
+}
+
 }  // namespace
 
-Resolution resolve_identity(Snapshot* snapshot, const VisitorClaims& claims, std::uint32_t* out) {
+Resolution resolve_identity(Snapshot* snapshot, const VisitorClaims& claims, std::uint32_t* out,
+                            ProfileSink* profiles) {
     Resolution result;
     result.known = !claims.known_id.empty();
     if (!snapshot) return result;
@@ -50,12 +58,12 @@ Resolution resolve_identity(Snapshot* snapshot, const VisitorClaims& claims, std
         known_id = std::string_view(alias, read.alias(claims.anonymous_id, alias));
     if (!known_id.empty()) {
         result.known = true;
-        known_count = read.profile(schema::VisitorKind::known, known_id, known_ids, kMax);
+        known_count = read_profile(read, schema::VisitorKind::known, known_id, known_ids, profiles);
     }
     if (stored_anonymous)
-        anonymous_count =
-            read.profile(schema::VisitorKind::anonymous, claims.anonymous_id, anonymous_ids, kMax);
-    result.segments = merge(*snapshot, known_ids, known_count, anonymous_ids, anonymous_count, out);
+        anonymous_count = read_profile(read, schema::VisitorKind::anonymous, claims.anonymous_id,
+                                       anonymous_ids, profiles);
+    result.segments = merge_stored_order(*snapshot, known_ids, known_count, anonymous_ids, anonymous_count, out);
     return result;
 }
 

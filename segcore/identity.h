@@ -38,6 +38,25 @@ struct Resolution {
 // null (nothing published yet): then only `known` is decided. `out` must
 // hold kMaxResolvedSegments ids. No allocation; throws
 // LmdbError/SnapshotError on a broken database.
-Resolution resolve_identity(Snapshot* snapshot, const VisitorClaims& claims, std::uint32_t* out);
+// Receives the stored profile values resolve_identity reads (known first,
+// then anonymous), for their attributes; `value` is valid only during the
+// call (it points into the LMDB map).
+class ProfileSink {
+public:
+    virtual void take(schema::VisitorKind kind, std::string_view value) = 0;
+
+protected:
+    ~ProfileSink() = default;
+};
+
+// Stored order: priority descending, then id ascending.
+bool comes_before(const Snapshot& snapshot, std::uint32_t a, std::uint32_t b);
+// Merges two lists that are each in stored order into `out` (room for
+// na + nb), dropping repeats; returns the count.
+std::size_t merge_stored_order(const Snapshot& snapshot, const std::uint32_t* a, std::size_t na,
+                               const std::uint32_t* b, std::size_t nb, std::uint32_t* out);
+
+Resolution resolve_identity(Snapshot* snapshot, const VisitorClaims& claims, std::uint32_t* out,
+                            ProfileSink* profiles = nullptr);
 
 }  // namespace segcore

@@ -24,15 +24,21 @@ void put_text(std::string& out, std::string_view text) {
     out.append(text);
 }
 
-// Reads a u16-length-prefixed string, advancing `bytes`.
-std::optional<std::string> take_text(std::string_view& bytes) {
+// Reads a u16-length-prefixed string, advancing `bytes`; no allocation.
+std::optional<std::string_view> take_text_view(std::string_view& bytes) {
     if (bytes.size() < 2) return std::nullopt;
     auto len = static_cast<std::size_t>(get_le(bytes.data(), 2));
     bytes.remove_prefix(2);
     if (bytes.size() < len) return std::nullopt;
-    std::string text(bytes.substr(0, len));
+    std::string_view text = bytes.substr(0, len);
     bytes.remove_prefix(len);
     return text;
+}
+
+std::optional<std::string> take_text(std::string_view& bytes) {
+    auto text = take_text_view(bytes);
+    if (!text) return std::nullopt;
+    return std::string(*text);
 }
 
 }  // namespace
@@ -110,7 +116,7 @@ std::optional<BlockKey> decode_block_key(std::string_view key) {
 
 bool operator==(const SegmentDef& a, const SegmentDef& b) {
     return a.id == b.id && a.name == b.name && a.description == b.description &&
-           a.owner == b.owner && a.priority == b.priority;
+           a.owner == b.owner && a.priority == b.priority && a.rule == b.rule;
 }
 
 std::string encode_segment_key(std::uint32_t id) {
@@ -133,6 +139,7 @@ std::string encode_segment(const SegmentDef& def) {
     put_text(out, def.name);
     put_text(out, def.description);
     put_text(out, def.owner);
+    if (!def.rule.empty()) put_text(out, def.rule);
     return out;
 }
 
@@ -145,11 +152,15 @@ std::optional<SegmentDef> decode_segment(std::uint32_t id, std::string_view byte
     auto name = take_text(bytes);
     auto description = take_text(bytes);
     auto owner = take_text(bytes);
-    if (!name || !description || !owner || !bytes.empty()) return std::nullopt;
+    std::optional<std::string> rule;
+    if (!bytes.empty()) rule = take_text(bytes);
+    if (!name || !description || !owner || (rule && rule->empty()) || !bytes.empty())
+        return std::nullopt;
     if (!is_valid_segment_name(*name)) return std::nullopt;
     def.name = std::move(*name);
     def.description = std::move(*description);
     def.owner = std::move(*owner);
+    if (rule) def.rule = std::move(*rule);
     return def;
 }
 
@@ -235,25 +246,35 @@ std::optional<std::size_t> profile_segment_count(std::string_view bytes) {
 
 namespace {
 
-std::optional<AttributeValue> take_attribute(std::string_view& bytes) {
-    if (bytes.size() < 3) return std::nullopt;
-    AttributeValue value;
-    value.id = static_cast<std::uint16_t>(get_le(bytes.data(), 2));
+// One attribute of a profile's attribute section, advancing `bytes`.
+bool take_attribute_view(std::string_view& bytes, std::uint16_t& id, AttributeView& value) {
+    if (bytes.size() < 3) return false;
+    id = static_cast<std::uint16_t>(get_le(bytes.data(), 2));
     value.type = static_cast<AttributeType>(bytes[2]);
     bytes.remove_prefix(3);
     if (value.type == AttributeType::text) {
-        auto text = take_text(bytes);
-        if (!text || text->size() > kMaxAttributeTextSize) return std::nullopt;
-        value.text = std::move(*text);
+        auto text = take_text_view(bytes);
+        if (!text || text->size() > kMaxAttributeTextSize) return false;
+        value.text = *text;
     } else if (value.type == AttributeType::number) {
-        if (bytes.size() < 8) return std::nullopt;
+        if (bytes.size() < 8) return false;
         std::uint64_t bits = get_le(bytes.data(), 8);
         std::memcpy(&value.number, &bits, sizeof bits);
-        if (!std::isfinite(value.number)) return std::nullopt;
+        if (!std::isfinite(value.number)) return false;
         bytes.remove_prefix(8);
     } else {
-        return std::nullopt;
+        return false;
     }
+    return true;
+}
+
+std::optional<AttributeValue> take_attribute(std::string_view& bytes) {
+    AttributeValue value;
+    AttributeView view;
+    if (!take_attribute_view(bytes, value.id, view)) return std::nullopt;
+    value.type = view.type;
+    value.number = view.number;
+    value.text = std::string(view.text);
     return value;
 }
 
@@ -279,6 +300,22 @@ std::optional<ProfileRecord> decode_profile_record(std::string_view bytes) {
     }
     if (!bytes.empty()) return std::nullopt;
     return record;
+}
+
+bool find_profile_attribute(std::string_view bytes, std::uint16_t id, AttributeView& out) {
+    auto count = profile_segment_count(bytes);
+    if (!count) return false;
+    bytes.remove_prefix(2 + 4 * *count);
+    if (bytes.size() < 2) return false;
+    auto attributes = static_cast<std::size_t>(get_le(bytes.data(), 2));
+    bytes.remove_prefix(2);
+    for (std::size_t i = 0; i < attributes && i < kMaxAttributesPerProfile; ++i) {
+        std::uint16_t found = 0;
+        if (!take_attribute_view(bytes, found, out)) return false;
+        if (found == id) return true;
+        if (found > id) return false;  // ascending ids
+    }
+    return false;
 }
 
 std::size_t decode_profile(std::string_view bytes, std::uint32_t* out, std::size_t out_capacity) {

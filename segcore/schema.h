@@ -115,6 +115,10 @@ struct SegmentDef {
     std::string description;
     std::string owner;
     std::int32_t priority = 0;  // higher first
+    // Real-time rule (segcore/rules.h), compact JSON text; empty: membership
+    // is precomputed only. Stored after owner, and only when non-empty, so
+    // snapshots without rules keep their bytes.
+    std::string rule;
 };
 
 bool operator==(const SegmentDef& a, const SegmentDef& b);
@@ -162,6 +166,13 @@ struct AttributeValue {
 
 bool operator==(const AttributeValue& a, const AttributeValue& b);
 
+// An attribute value read in place; `text` points into the profile bytes.
+struct AttributeView {
+    AttributeType type = AttributeType::number;
+    double number = 0;
+    std::string_view text;
+};
+
 struct ProfileRecord {
     std::vector<std::uint32_t> segment_ids;  // stored order
     std::vector<AttributeValue> attributes;  // ascending id, each id once
@@ -178,6 +189,9 @@ std::string encode_profile(const std::vector<std::uint32_t>& segment_ids,
 std::optional<std::size_t> profile_segment_count(std::string_view bytes);
 // Full decode (segsync, verify, dump), nullopt for a malformed value.
 std::optional<ProfileRecord> decode_profile_record(std::string_view bytes);
+// The value of attribute `id` in a profile value, read in place (no
+// allocation: used per request); false when absent or malformed.
+bool find_profile_attribute(std::string_view bytes, std::uint16_t id, AttributeView& out);
 // Copies at most out_capacity ids; returns how many were copied. The value
 // must have passed profile_segment_count.
 std::size_t decode_profile(std::string_view bytes, std::uint32_t* out, std::size_t out_capacity);

@@ -197,19 +197,25 @@ Snapshot::Read::Read(Snapshot& snapshot) : snapshot_(snapshot), txn_(snapshot.be
 // A reader slot must never stay pinned: that would keep old pages alive.
 Snapshot::Read::~Read() { mdb_txn_reset(txn_); }
 
-std::size_t Snapshot::Read::profile(schema::VisitorKind kind, std::string_view visitor_id,
-                                    std::uint32_t* out, std::size_t out_capacity) {
+std::string_view Snapshot::Read::profile_value(schema::VisitorKind kind,
+                                              std::string_view visitor_id) {
     char key_bytes[schema::kMaxKeySize];
     std::size_t key_size = schema::encode_visitor_key(kind, visitor_id, key_bytes);
-    if (key_size == 0) return 0;
+    if (key_size == 0) return {};
 
     MDB_val key{key_size, key_bytes}, value{};
     int rc = mdb_get(txn_, snapshot_.profiles_db_, &key, &value);
-    if (rc == MDB_NOTFOUND) return 0;
+    if (rc == MDB_NOTFOUND) return {};
     check_lmdb(rc, "mdb_get profile");
     if (!schema::profile_segment_count(as_view(value)))
         throw SnapshotError("malformed profile record");
-    return schema::decode_profile(as_view(value), out, out_capacity);
+    return as_view(value);
+}
+
+std::size_t Snapshot::Read::profile(schema::VisitorKind kind, std::string_view visitor_id,
+                                    std::uint32_t* out, std::size_t out_capacity) {
+    std::string_view value = profile_value(kind, visitor_id);
+    return value.empty() ? 0 : schema::decode_profile(value, out, out_capacity);
 }
 
 std::size_t Snapshot::Read::alias(std::string_view anonymous_id, char* out) {
@@ -272,20 +278,32 @@ void Snapshot::check_profile_ids(const std::uint32_t* ids, std::size_t n) const 
 namespace {
 
 // Attribute id -> type, from the catalogue; empty when the database is absent.
-std::unordered_map<std::uint16_t, schema::AttributeType> verify_attributes(const Txn& txn,
-                                                                          MDB_dbi dbi) {
-    std::unordered_map<std::uint16_t, schema::AttributeType> types;
+std::vector<schema::AttributeDef> read_attributes(const Txn& txn, MDB_dbi dbi) {
+    std::vector<schema::AttributeDef> defs;
     Cursor cursor(txn, dbi);
     while (cursor.next()) {
         auto id = schema::decode_attribute_key(cursor.key());
         auto def = id ? schema::decode_attribute(*id, cursor.value()) : std::nullopt;
         if (!def) throw SnapshotError("malformed attribute record");
-        types.emplace(*id, def->type);
+        defs.push_back(std::move(*def));
     }
+    return defs;
+}
+
+std::unordered_map<std::uint16_t, schema::AttributeType> verify_attributes(const Txn& txn,
+                                                                          MDB_dbi dbi) {
+    std::unordered_map<std::uint16_t, schema::AttributeType> types;
+    for (const auto& def : read_attributes(txn, dbi)) types.emplace(def.id, def.type);
     return types;
 }
 
 }  // namespace
+
+std::vector<schema::AttributeDef> Snapshot::attributes() const {
+    Txn txn(env_, MDB_RDONLY);
+    auto dbi = txn.open_existing_db(schema::kAttributesDb);
+    return dbi ? read_attributes(txn, *dbi) : std::vector<schema::AttributeDef>();
+}
 
 SnapshotCounts Snapshot::verify() const {
     SnapshotCounts counts;

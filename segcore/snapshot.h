@@ -84,6 +84,9 @@ public:
     }
     // Throws LmdbError.
     SnapshotUsage usage() const;
+    // The attribute catalogue as committed now (it grows with delta
+    // batches). Allocates: read once per generation, not per request.
+    std::vector<schema::AttributeDef> attributes() const;
 
     // One renewed read transaction for several lookups, reset when the Read
     // ends (also by an exception), so a request pays for one renew however
@@ -100,6 +103,9 @@ public:
         // LmdbError/SnapshotError on a broken database.
         std::size_t profile(schema::VisitorKind kind, std::string_view visitor_id,
                             std::uint32_t* out, std::size_t out_capacity);
+        // The visitor's stored profile value (schema encoding), valid while
+        // this Read lasts; empty for an unknown visitor. Throws like profile().
+        std::string_view profile_value(schema::VisitorKind kind, std::string_view visitor_id);
         // Copies the known id `anonymous_id` is aliased to into `out` (room
         // for schema::kMaxVisitorIdSize bytes); returns its size, 0 when the
         // id has no alias. Throws like profile().

@@ -6,6 +6,7 @@
 #include <initializer_list>
 
 #include "segcore/block_scanner.h"
+#include "segcore/rules.h"
 #include "segcore/visitor_id.h"
 #include "sync/sources.h"
 
@@ -290,13 +291,35 @@ void apply_attribute_changes(std::vector<schema::AttributeValue>& values,
     }
 }
 
+// A rule may name only segments defined above it: evaluation then runs in
+// file order with every reference already decided, and cycles cannot exist.
+std::string Catalogue::rule_field(const json& object, const Location& where) const {
+    auto it = object.find("rule");
+    if (it == object.end() || it->is_null()) return {};
+    struct Earlier : segcore::rules::SegmentNames {
+        const Catalogue& catalogue;
+        explicit Earlier(const Catalogue& c) : catalogue(c) {}
+        std::optional<std::uint32_t> find(std::string_view name) const override {
+            return catalogue.find(name);
+        }
+    } earlier(*this);
+    std::string text = it->dump();
+    try {
+        segcore::rules::Rule::compile(text, earlier);
+    } catch (const segcore::rules::RuleError& e) {
+        throw ImportError(where, e.what());
+    }
+    return text;
+}
+
 void Catalogue::add(const json& object, const Location& where) {
-    check_fields(object, {"name", "description", "owner", "priority"}, where);
+    check_fields(object, {"name", "description", "owner", "priority", "rule"}, where);
     schema::SegmentDef def;
     def.name = name_field(object, "name", "segment", where);
     def.description = optional_text(object, "description", where);
     def.owner = optional_text(object, "owner", where);
     def.priority = priority(object, where);
+    def.rule = rule_field(object, where);
     def.id = static_cast<std::uint32_t>(segments_.size() + 1);
     auto [it, inserted] = ids_.emplace(def.name, def.id);
     if (!inserted)

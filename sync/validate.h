@@ -40,6 +40,7 @@ public:
     void order(std::vector<std::uint32_t>& ids) const;
 
 private:
+    std::string rule_field(const nlohmann::json& object, const Location& where) const;
     const segcore::schema::SegmentDef& by_id(std::uint32_t id) const { return segments_[id - 1]; }
 
     std::vector<segcore::schema::SegmentDef> segments_;

@@ -270,6 +270,12 @@ std::vector<BadInput> bad_inputs() {
          "must be a string, got number"},
         {"wrong type: description", R"({"name":"vip","description":null})" "\n", "", true, 1,
          R"(field "description" must be a string, got null)"},
+        {"bad rule operator", kSegments + R"({"name":"r","rule":{"all":[{"input":"path","op":"like","value":"/"}]}})" "\n",
+         "", true, 6, R"(rule.all[0].op: unknown operator "like")"},
+        {"bad rule regex", R"({"name":"r","rule":{"input":"path","op":"regex","value":"(("}})" "\n", "", true, 1,
+         "rule.value: bad regex"},
+        {"rule naming a later segment", R"({"name":"r","rule":{"segment":"vip"}})" "\n" + kSegments, "", true, 1,
+         R"(rule.segment: unknown segment "vip")"},
         {"unknown field (segments)", kSegments + R"({"name":"extra","prority":3})" "\n", "", true, 6,
          R"(unknown field "prority")"},
         {"unknown field (profiles)", "", R"({"id":"v-1","kind":"anonymous","segments":[],"segment":[]})" "\n",
@@ -335,6 +341,19 @@ TEST_CASE("bad input is rejected with FILE:LINE and publishes nothing", "[import
     write_file(f.segments, kSegments);
     write_file(f.profiles, kProfiles);
     CHECK(f.import().generation == 2);
+}
+
+TEST_CASE("segment rules are imported as compact JSON beside precomputed membership", "[import][rules]") {
+    ImportFixture f;
+    write_file(f.segments, kSegments + R"({"name":"mobile_vip","priority":7,"rule":)"
+                           R"({"all":[{"input":"device","op":"eq","value":"mobile"},{"segment":"vip"}]}})" "\n");
+    f.import();
+    segcore::Snapshot snapshot(f.db + "/current");
+    const auto* def = snapshot.segment(5);
+    REQUIRE(def);
+    CHECK(def->name == "mobile_vip");
+    CHECK(def->rule == R"({"all":[{"input":"device","op":"eq","value":"mobile"},{"segment":"vip"}]})");
+    CHECK(snapshot.segment(1)->rule.empty());
 }
 
 TEST_CASE("a missing input file is named and changes nothing", "[import]") {

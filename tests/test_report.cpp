@@ -11,11 +11,11 @@ using segsync::Counters;
 namespace {
 
 std::vector<segcore::schema::SegmentDef> catalogue() {
-    return {{1, "vip", "Top customers", "crm", 10},
-            {2, "everyone", "All visitors", "web", 1},
-            {3, "rare", "Almost nobody", "crm", 1},
-            {4, "dormant", "Nobody", "crm", 1},
-            {5, "normal", "Some", "shop", 1}};
+    return {{1, "vip", "Top customers", "crm", 10, {}},
+            {2, "everyone", "All visitors", "web", 1, {}},
+            {3, "rare", "Almost nobody", "crm", 1, {}},
+            {4, "dormant", "Nobody", "crm", 1, {}},
+            {5, "normal", "Some", "shop", 1, {}}};
 }
 
 Counters counters(std::uint64_t now, std::uint64_t requests, std::map<std::string, std::uint64_t> segments) {
