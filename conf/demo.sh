@@ -67,10 +67,14 @@ A logged-in customer, with the signed cookie an application would set:
 The same VIP visitor with Global Privacy Control on (consent denied):
   curl -si -H 'Sec-GPC: 1' -b segedge_id=ZGVtby12aXAtdmlzaXRvcg http://127.0.0.1:8080/ | grep -i '^x-segedge'
 
+Experiments: which variants a visitor gets, and /checkout/ routed by variant
+(variant B goes to another upstream; see conf/nginx.conf):
+  curl -si -b segedge_id=ZGVtby12aXAtdmlzaXRvcg http://127.0.0.1:8080/checkout/ | grep -i '^x-segedge-experiments'
+
 Publish a changed snapshot and see it without a reload:
   $repo/build/segsync import --db $demo/db --segments $repo/conf/demo/segments.ndjson \\
       --profiles $repo/conf/demo/profiles.ndjson --aliases $repo/conf/demo/aliases.ndjson \\
-      --blocks $repo/conf/demo/blocks.ndjson
+      --blocks $repo/conf/demo/blocks.ndjson --experiments $repo/conf/demo/experiments.ndjson
 
 Stop it:  /usr/sbin/nginx -c $demo/nginx.conf -s quit
 TRY
