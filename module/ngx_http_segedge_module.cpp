@@ -47,7 +47,6 @@ typedef struct {
     ngx_http_segedge_metrics_t metrics;
     time_t                     max_staleness;
     ngx_flag_t                 stale_serve;    /* else fail open */
-    ngx_http_segedge_rules_t   rules;          /* per worker */
 } ngx_http_segedge_main_conf_t;
 
 
@@ -547,7 +546,7 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
         ngx_http_segedge_issue(r, slcf, ctx, &claims);
     }
 
-    rules = ngx_http_segedge_rules_of(r, &smcf->rules, snapshot);
+    rules = snapshot ? snapshot->rules() : NULL;
 
     rc = ngx_http_segedge_lookup(r, snapshot, &claims, ctx,
                                  ngx_http_segedge_rules_read_profiles(rules));
@@ -1818,7 +1817,6 @@ ngx_http_segedge_exit_process(ngx_cycle_t *cycle)
                ngx_http_cycle_get_module_main_conf(cycle,
                                                    ngx_http_segedge_module);
     if (smcf) {
-        ngx_http_segedge_delete_rules(&smcf->rules);
         delete smcf->store;
         smcf->store = NULL;
         ngx_http_segedge_metrics_exit_process(&smcf->metrics);

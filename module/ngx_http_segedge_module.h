@@ -96,21 +96,11 @@ segcore::metrics::Recorder *ngx_http_segedge_recorder(ngx_http_request_t *r);
 void ngx_http_segedge_worker_gauges(ngx_http_request_t *r,
     segcore::metrics::WorkerGauges *gauges);
 
-/* This worker's rule segments, compiled once per snapshot */
-typedef struct {
-    segcore::SegmentRules       *compiled;
-    segcore::Snapshot           *snapshot;       /* compiled for */
-    uint64_t                     generation;
-} ngx_http_segedge_rules_t;
-
 /* in ngx_http_segedge_rules.cpp */
-segcore::SegmentRules *ngx_http_segedge_rules_of(ngx_http_request_t *r,
-    ngx_http_segedge_rules_t *rules, segcore::Snapshot *snapshot);
 ngx_uint_t ngx_http_segedge_rules_read_profiles(segcore::SegmentRules *rules);
 ngx_int_t ngx_http_segedge_apply_rules(ngx_http_request_t *r,
     segcore::SegmentRules *rules, ngx_http_segedge_ctx_t *ctx,
     ngx_array_t *contexts);
-void ngx_http_segedge_delete_rules(ngx_http_segedge_rules_t *rules);
 char *ngx_http_segedge_context(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* request helpers shared with the rules' inputs */

@@ -208,44 +208,6 @@ ngx_http_segedge_request_inputs::local_time(segcore::rules::InputKind kind,
 }
 
 
-/*
- * The worker's rule segments for this snapshot, compiled when the worker
- * first uses the snapshot; NULL when it has none.
- */
-
-segcore::SegmentRules *
-ngx_http_segedge_rules_of(ngx_http_request_t *r,
-    ngx_http_segedge_rules_t *rules, segcore::Snapshot *snapshot)
-{
-    if (snapshot == NULL) {
-        return NULL;
-    }
-
-    if (rules->snapshot != snapshot
-        || rules->generation != snapshot->meta().generation)
-    {
-        ngx_http_segedge_delete_rules(rules);
-        rules->snapshot = snapshot;
-        rules->generation = snapshot->meta().generation;
-
-        try {
-            rules->compiled = new segcore::SegmentRules(*snapshot);
-
-        } catch (const std::exception &e) {
-            ngx_http_segedge_fail_open(r->connection->log, NGX_LOG_ERR,
-                                       NGX_HTTP_SEGEDGE_FAIL_LOOKUP, e.what());
-            return NULL;
-        }
-    }
-
-    if (rules->compiled == NULL || rules->compiled->empty()) {
-        return NULL;
-    }
-
-    return rules->compiled;
-}
-
-
 ngx_uint_t
 ngx_http_segedge_rules_read_profiles(segcore::SegmentRules *rules)
 {
@@ -309,15 +271,6 @@ ngx_http_segedge_apply_rules(ngx_http_request_t *r,
     ctx->segment_ids = out;
 
     return NGX_OK;
-}
-
-
-void
-ngx_http_segedge_delete_rules(ngx_http_segedge_rules_t *rules)
-{
-    delete rules->compiled;
-    rules->compiled = NULL;
-    rules->snapshot = NULL;
 }
 
 

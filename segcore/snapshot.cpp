@@ -1,5 +1,7 @@
 #include "segcore/snapshot.h"
 
+#include "segcore/segment_rules.h"
+
 #include <sys/stat.h>
 
 #include <cstring>
@@ -56,13 +58,20 @@ Snapshot::Snapshot(const std::string& dir) try : env_(dir, reader_options()) {
     load_catalogue();
     load_blocks();
     load_experiments();
+    // A rule that does not compile refuses the snapshot at open (the
+    // previous one stays in use) rather than failing every request.
+    rules_ = std::make_unique<SegmentRules>(*this);
 } catch (const LmdbError& e) {
+    throw SnapshotError(e.what());
+} catch (const rules::RuleError& e) {
     throw SnapshotError(e.what());
 }
 
 Snapshot::~Snapshot() {
     if (reader_) mdb_txn_abort(reader_);
 }
+
+SegmentRules* Snapshot::rules() noexcept { return rules_->empty() ? nullptr : rules_.get(); }
 
 SnapshotUsage Snapshot::usage() const {
     MDB_envinfo info;

@@ -18,6 +18,8 @@
 
 namespace segcore {
 
+class SegmentRules;
+
 class SnapshotError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
@@ -134,6 +136,9 @@ public:
     const BlockCatalogue& blocks() const noexcept { return blocks_; }
     // Every experiment, decoded when the snapshot was opened.
     const experiments::Catalogue& experiments() const noexcept { return experiments_; }
+    // The snapshot's rule segments, compiled once at open; nullptr when it
+    // has none.
+    SegmentRules* rules() noexcept;
 
     // Reads the fragment of each choice (made with blocks()) in one read
     // transaction and hands it to `sink`. Throws LmdbError/SnapshotError on
@@ -169,6 +174,7 @@ private:
     std::unordered_map<std::uint32_t, schema::SegmentDef> catalogue_;
     BlockCatalogue blocks_;
     experiments::Catalogue experiments_;
+    std::unique_ptr<SegmentRules> rules_;
 };
 
 }  // namespace segcore
