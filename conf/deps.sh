@@ -14,8 +14,9 @@ packages=(
     # tests (python3 runs the README's signed-cookie recipe; openssl checks feed
     # signatures; chromium drives the demo in a real browser, t/12-blocks-browser.t)
     perl curl python3 openssl chromium chromium-driver
-    # benchmarks (tests/bench/)
-    wrk
+    # benchmarks (tests/bench/): load generator, segcore micro-benchmarks
+    # (Google Benchmark), the chart; procps for pgrep (finding nginx workers)
+    wrk libbenchmark-dev gnuplot-nox procps
 )
 
 missing=()
