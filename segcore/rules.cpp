@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
 #include <nlohmann/json.hpp>
 
 namespace segcore::rules {
@@ -266,7 +265,7 @@ private:
 // `folded` is already lower case (see fold_operands).
 inline bool equal(std::string_view text, std::string_view folded, bool ignore_case) {
     if (text.size() != folded.size()) return false;
-    if (!ignore_case) return std::memcmp(text.data(), folded.data(), text.size()) == 0;
+    if (!ignore_case) return text == folded;
     for (std::size_t i = 0; i < text.size(); ++i)
         if (lower(text[i]) != folded[i]) return false;
     return true;
@@ -373,12 +372,14 @@ Rule& Rule::operator=(Rule&&) noexcept = default;
 Rule::~Rule() = default;
 
 std::uint16_t InputTable::slot(InputKind kind, std::string_view name) {
-    for (std::size_t i = 0; i < inputs_.size(); ++i)
-        if (inputs_[i].first == kind && inputs_[i].second == name) return static_cast<std::uint16_t>(i);
+    std::pair<InputKind, std::string> key(kind, name);
+    if (auto it = slots_.find(key); it != slots_.end()) return it->second;
     if (inputs_.size() == kMaxSlots)
         throw RuleError("rule: more than " + std::to_string(kMaxSlots) + " distinct inputs");
-    inputs_.emplace_back(kind, std::string(name));
-    return static_cast<std::uint16_t>(inputs_.size() - 1);
+    auto slot = static_cast<std::uint16_t>(inputs_.size());
+    inputs_.push_back(key);
+    slots_.emplace(std::move(key), slot);
+    return slot;
 }
 
 Input InputTable::input(std::uint16_t slot) const noexcept {

@@ -16,11 +16,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace segcore::rules {
@@ -73,7 +75,8 @@ public:
     static constexpr std::size_t kMaxSlots = 65535;
 
 private:
-    std::vector<std::pair<InputKind, std::string>> inputs_;
+    std::vector<std::pair<InputKind, std::string>> inputs_;  // by slot
+    std::map<std::pair<InputKind, std::string>, std::uint16_t> slots_;
 };
 
 // A request's value of one input slot, asked for on first use; see

@@ -4,6 +4,7 @@
 # a delta is read as soon as it is committed, and no reload happens.
 
 use SegEdge::Test;
+use SegEdge::Feeds;
 
 my $dir = testdir();
 my $drop = "$dir/drop";
@@ -29,33 +30,26 @@ my $daemon = spawn($log, segsync_path(), 'run', '--config', $config);
 ok wait_until(sub { (read_text($log) // '') =~ /info applied .*kind=snapshot/ }, 20), 'snapshot applied'
     or diag read_text($log);
 
-start_nginx(<<'EOF');
-    segedge_db %%TESTDIR%%/db;
-    segedge_db_check_interval 50ms;
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        segedge on;
-        location / {
-            return 200 "$segedge_generation $segedge_segments\n";
-        }
-    }
-EOF
+start_nginx(SegEdge::Feeds::SERVER);
 my @workers = worker_pids();
 
-sub seen { http_get('/', Cookie => "segedge_id=$v1")->body }
-is seen(), "1 vip\n", 'silver tier, no score: only the precomputed segment';
+sub seen {
+    my $r = http_get('/', Cookie => "segedge_id=$v1");
+    return $r->value('X-Gen') . ' ' . $r->value('X-Seg');
+}
+is seen(), '1 vip', 'silver tier, no score: only the precomputed segment';
 
 # Each batch: the line the visitor must get at its generation.
 my @batches = (
-    ['{"op":"upsert","id":"%s","kind":"anonymous","attributes":{"tier":"gold"}}', "2 vip,gold\n",
+    ['{"op":"upsert","id":"%s","kind":"anonymous","attributes":{"tier":"gold"}}', '2 vip,gold',
      'tier changed to gold by a delta: the rule segment appears'],
-    ['{"op":"upsert","id":"%s","kind":"anonymous","attributes":{"score":95}}', "3 vip,gold,hot\n",
+    ['{"op":"upsert","id":"%s","kind":"anonymous","attributes":{"score":95}}', '3 vip,gold,hot',
      'an attribute new to the catalogue, added by a delta, is read'],
-    ['{"op":"upsert","id":"%s","kind":"anonymous","attributes":{"tier":"silver","score":12}}', "4 vip\n",
+    ['{"op":"upsert","id":"%s","kind":"anonymous","attributes":{"tier":"silver","score":12}}', '4 vip',
      'both attributes changed back: both rule segments disappear'],
-    ['{"op":"upsert","id":"%s","kind":"anonymous","attributes":{"score":80,"tier":null}}', "5 vip,hot\n",
+    ['{"op":"upsert","id":"%s","kind":"anonymous","attributes":{"score":80,"tier":null}}', '5 vip,hot',
      'an attribute removed by a delta is missing: its rule is false'],
-    ['{"op":"delete","id":"%s","kind":"anonymous"}', "6 \n",
+    ['{"op":"delete","id":"%s","kind":"anonymous"}', '6 ',
      'profile deleted: no segments at all'],
 );
 my $n = 0;
