@@ -119,6 +119,8 @@ static ngx_uint_t ngx_http_segedge_cacheable(ngx_http_request_t *r);
 static void ngx_http_segedge_ctx_marker(void *data);
 static ngx_int_t ngx_http_segedge_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_segedge_generation_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 static ngx_int_t ngx_http_segedge_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_segedge_init(ngx_conf_t *cf);
@@ -339,7 +341,8 @@ static ngx_http_variable_t  ngx_http_segedge_vars[] = {
       offsetof(ngx_http_segedge_ctx_t, visitor),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
-    { ngx_string("segedge_generation"), NULL, ngx_http_segedge_variable,
+    { ngx_string("segedge_generation"), NULL,
+      ngx_http_segedge_generation_variable,
       offsetof(ngx_http_segedge_ctx_t, generation),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
@@ -390,6 +393,31 @@ ngx_http_segedge_variable(ngx_http_request_t *r,
     v->not_found = 0;
 
     return NGX_OK;
+}
+
+
+/* $segedge_generation, formatted when first read: most requests never are */
+
+static ngx_int_t
+ngx_http_segedge_generation_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                  *p;
+    ngx_http_segedge_ctx_t  *ctx;
+
+    ctx = ngx_http_segedge_get_ctx(r);
+
+    if (ctx && ctx->generation.data == NULL && ctx->snapshot_opened) {
+        p = (u_char *) ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->generation.len = ngx_sprintf(p, "%uL", ctx->read_generation) - p;
+        ctx->generation.data = p;
+    }
+
+    return ngx_http_segedge_variable(r, v, data);
 }
 
 
@@ -921,7 +949,13 @@ ngx_http_segedge_issue(ngx_http_request_t *r,
     ngx_http_segedge_loc_conf_t *slcf, ngx_http_segedge_ctx_t *ctx,
     segcore::VisitorClaims *claims)
 {
-    if (!segcore::issue_visitor_id((char *) ctx->issued)) {
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    if (!segcore::issue_visitor_id((char *) ctx->issued,
+                                   (std::uint64_t) tp->sec * 1000 + tp->msec))
+    {
         ngx_http_segedge_fail_open(r->connection->log, NGX_LOG_ERR,
                                    NGX_HTTP_SEGEDGE_FAIL_ISSUE,
                                    "cannot issue a visitor id: "
@@ -1002,15 +1036,6 @@ ngx_http_segedge_lookup(ngx_http_request_t *r, segcore::Snapshot *snapshot,
     if (snapshot) {
         ctx->snapshot_opened = snapshot->meta().generation;
         ctx->read_generation = resolution.generation;
-
-        ctx->generation.data = (u_char *) ngx_pnalloc(r->pool, NGX_INT64_LEN);
-        if (ctx->generation.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ctx->generation.len = ngx_sprintf(ctx->generation.data, "%uL",
-                                          (uint64_t) resolution.generation)
-                              - ctx->generation.data;
     }
 
     if (resolution.segments) {

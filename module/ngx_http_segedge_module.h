@@ -43,7 +43,7 @@ typedef struct ngx_http_segedge_blocks_s    ngx_http_segedge_blocks_t;
 typedef struct {
     ngx_str_t                   segments;
     ngx_str_t                   visitor;
-    ngx_str_t                   generation;
+    ngx_str_t                   generation;     /* formatted when first read */
     ngx_str_t                   known;
     ngx_str_t                   consent;
     ngx_str_t                   stale;

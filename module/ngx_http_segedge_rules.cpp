@@ -7,9 +7,11 @@
 #include "module/ngx_http_segedge_module.h"
 
 #include <exception>
+#include <optional>
 
 #include "segcore/segment_rules.h"
 #include "segcore/snapshot.h"
+#include "segcore/visitor_id.h"
 
 
 typedef struct {
@@ -18,7 +20,10 @@ typedef struct {
 } ngx_http_segedge_context_t;
 
 
-/* The request as rules::Inputs. Strings point into the request or its pool. */
+/*
+ * The request as rules::Inputs. Strings point into the request or its pool.
+ * segcore asks for each distinct input at most once per request.
+ */
 
 class ngx_http_segedge_request_inputs : public segcore::rules::Inputs {
 public:
@@ -26,22 +31,21 @@ public:
         ngx_http_segedge_ctx_t *ctx, ngx_array_t *contexts)
         : r_(r), ctx_(ctx), contexts_(contexts) {}
 
-    bool get(segcore::rules::InputKind kind, std::string_view name,
+    bool get(const segcore::rules::Input &input,
              segcore::rules::Value &out) override;
     bool member(std::uint32_t) override { return false; }
 
 private:
     bool text(ngx_str_t *value, segcore::rules::Value &out);
     bool context(std::string_view name, segcore::rules::Value &out);
+    bool now(time_t *sec, std::uint64_t *ms, bool *pinned);
     bool local_time(segcore::rules::InputKind kind,
                     segcore::rules::Value &out);
+    bool first_seen_days(segcore::rules::Value &out);
 
     ngx_http_request_t      *r_;
     ngx_http_segedge_ctx_t  *ctx_;
     ngx_array_t             *contexts_;
-    std::string_view         device_;
-    ngx_tm_t                 tm_;
-    bool                     has_tm_ = false;
 };
 
 
@@ -56,18 +60,18 @@ ngx_http_segedge_request_inputs::text(ngx_str_t *value,
 
 
 bool
-ngx_http_segedge_request_inputs::get(segcore::rules::InputKind kind,
-    std::string_view name, segcore::rules::Value &out)
+ngx_http_segedge_request_inputs::get(const segcore::rules::Input &input,
+    segcore::rules::Value &out)
 {
     ngx_str_t         key, value;
     ngx_table_elt_t  *header;
 
     using segcore::rules::InputKind;
 
-    key.data = (u_char *) name.data();
-    key.len = name.size();
+    key.data = (u_char *) input.name.data();
+    key.len = input.name.size();
 
-    switch (kind) {
+    switch (input.kind) {
 
     case InputKind::path:
         return text(&r_->uri, out);
@@ -96,26 +100,21 @@ ngx_http_segedge_request_inputs::get(segcore::rules::InputKind kind,
                && text(&value, out);
 
     case InputKind::context:
-        return context(name, out);
+        return context(input.name, out);
 
     case InputKind::device:
-        /* classified once per request, however many rules read it */
-        if (device_.empty()) {
-            device_ = segcore::rules::classify_device(
-                          r_->headers_in.user_agent
-                          ? std::string_view(
-                              (const char *) r_->headers_in.user_agent->value.data,
-                              r_->headers_in.user_agent->value.len)
-                          : std::string_view());
-        }
-
         out.is_number = false;
-        out.text = device_;
+        out.text = segcore::rules::classify_device(
+                       r_->headers_in.user_agent
+                       ? std::string_view(
+                           (const char *) r_->headers_in.user_agent->value.data,
+                           r_->headers_in.user_agent->value.len)
+                       : std::string_view());
         return true;
 
     case InputKind::hour:
     case InputKind::weekday:
-        return local_time(kind, out);
+        return local_time(input.kind, out);
 
     case InputKind::visitor:
         out.is_number = false;
@@ -126,6 +125,9 @@ ngx_http_segedge_request_inputs::get(segcore::rules::InputKind kind,
 
         out.text = "returning";
         return ctx_->visitor.len != 0;
+
+    case InputKind::first_seen_days:
+        return first_seen_days(out);
 
     case InputKind::attribute:
         /* answered by segcore::SegmentRules from the stored profiles */
@@ -171,37 +173,111 @@ ngx_http_segedge_request_inputs::context(std::string_view name,
 
 
 /*
- * Local time of the worker (nginx's "env TZ=...;" sets the zone). Tests may
- * pin it with "segedge_context now $variable;" (unix seconds): an explicit
- * override, absent unless configured.
+ * The request's time: nginx's cached time, unless tests pin it with
+ * "segedge_context now $variable;" (unix seconds), an explicit override
+ * absent unless configured. false for a malformed pinned value.
+ */
+
+bool
+ngx_http_segedge_request_inputs::now(time_t *sec, std::uint64_t *ms,
+    bool *pinned)
+{
+    ngx_time_t             *tp;
+    segcore::rules::Value   value;
+
+    *pinned = context("now", value);
+
+    if (*pinned) {
+        *sec = ngx_atotm((u_char *) value.text.data(), value.text.size());
+        *ms = (std::uint64_t) *sec * 1000;
+        return *sec != NGX_ERROR;
+    }
+
+    tp = ngx_timeofday();
+    *sec = tp->sec;
+    *ms = (std::uint64_t) tp->sec * 1000 + tp->msec;
+
+    return true;
+}
+
+
+/*
+ * Local time of the worker (nginx's "env TZ=...;" sets the zone), from the
+ * UTC offset nginx keeps for its cached second.
  */
 
 bool
 ngx_http_segedge_request_inputs::local_time(segcore::rules::InputKind kind,
     segcore::rules::Value &out)
 {
-    time_t                now;
-    segcore::rules::Value  pinned;
+    bool           pinned;
+    time_t         sec, local;
+    ngx_tm_t       tm;
+    ngx_uint_t     hour, wday;
+    ngx_time_t    *tp;
+    std::uint64_t  ms;
 
-    if (!has_tm_) {
-        now = ngx_time();
+    if (!now(&sec, &ms, &pinned)) {
+        return false;
+    }
 
-        if (context("now", pinned)) {
-            now = ngx_atotm((u_char *) pinned.text.data(), pinned.text.size());
-            if (now == NGX_ERROR) {
-                return false;
-            }
-        }
+    if (pinned) {
+        ngx_localtime(sec, &tm);
+        hour = tm.ngx_tm_hour;
+        wday = tm.ngx_tm_wday;
 
-        ngx_localtime(now, &tm_);
-        has_tm_ = true;
+    } else {
+        tp = ngx_timeofday();
+        local = sec + tp->gmtoff * 60;
+        hour = local / 3600 % 24;
+        wday = (local / 86400 + 4) % 7;    /* 1 January 1970 was a Thursday */
     }
 
     out.is_number = true;
     if (kind == segcore::rules::InputKind::hour) {
-        out.number = tm_.ngx_tm_hour;
+        out.number = hour;
     } else {
-        out.number = tm_.ngx_tm_wday == 0 ? 7 : tm_.ngx_tm_wday;
+        out.number = wday == 0 ? 7 : wday;    /* ISO 8601: Sunday is 7 */
+    }
+
+    return true;
+}
+
+
+/*
+ * Days since the anonymous id was issued, from the time the module puts in
+ * the ids it issues; 0 for an id issued by this request, missing for ids
+ * without a time (issued before ids carried one, or by another system).
+ */
+
+bool
+ngx_http_segedge_request_inputs::first_seen_days(segcore::rules::Value &out)
+{
+    bool                           pinned;
+    time_t                         sec;
+    std::uint64_t                  ms;
+    std::optional<std::uint64_t>   issued;
+
+    out.is_number = true;
+    out.number = 0;
+
+    if (ctx_->issuer) {
+        return true;
+    }
+
+    if (ctx_->visitor.len == 0 || !now(&sec, &ms, &pinned)) {
+        return false;
+    }
+
+    issued = segcore::visitor_id_issued_ms(
+                 std::string_view((const char *) ctx_->visitor.data,
+                                  ctx_->visitor.len), ms);
+    if (!issued) {
+        return false;
+    }
+
+    if (ms > *issued) {
+        out.number = (double) (ms - *issued) / 86400000;
     }
 
     return true;
@@ -226,7 +302,8 @@ ngx_http_segedge_apply_rules(ngx_http_request_t *r,
 {
     std::size_t                      n;
     ngx_uint_t                       i;
-    std::uint32_t                   *scratch, *out;
+    void                            *scratch;
+    std::uint32_t                   *out;
     std::string_view                 profiles[2];
     segcore::SegmentRules::Visitor   visitor;
 
@@ -247,13 +324,12 @@ ngx_http_segedge_apply_rules(ngx_http_request_t *r,
 
     n = rules->size();
 
-    scratch = (std::uint32_t *) ngx_palloc(r->pool,
-                                 (2 * n + ctx->nsegment_ids) * sizeof(uint32_t));
-    if (scratch == NULL) {
+    scratch = ngx_palloc(r->pool, rules->scratch_size());
+    out = (std::uint32_t *) ngx_palloc(r->pool,
+                                      (n + ctx->nsegment_ids) * sizeof(uint32_t));
+    if (scratch == NULL || out == NULL) {
         return NGX_ERROR;
     }
-
-    out = scratch + n;
 
     for (i = 0; i < ctx->nprofiles; i++) {
         profiles[i] = std::string_view((const char *) ctx->profiles[i].data,

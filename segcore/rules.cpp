@@ -14,8 +14,12 @@ enum class Op : std::uint8_t {
 
 enum class NodeType : std::uint8_t { all, any, negate, condition, segment };
 
+// A rule's value, prepared at compile time: `number` is also set for text
+// that reads as a number ("5"), and `text` is lower-cased when the
+// condition ignores case, so evaluation parses and folds only the input.
 struct Operand {
     bool is_number = false;
+    bool has_number = false;
     double number = 0;
     std::string text;
 };
@@ -24,6 +28,7 @@ struct Node {
     NodeType type = NodeType::condition;
     std::vector<std::unique_ptr<Node>> children;
     InputKind input = InputKind::path;
+    std::uint16_t slot = 0;
     std::string name;
     Op op = Op::eq;
     bool ignore_case = false;
@@ -57,6 +62,7 @@ constexpr InputName kInputs[] = {
     {"context", InputKind::context, true},  {"device", InputKind::device, false},
     {"hour", InputKind::hour, false},       {"weekday", InputKind::weekday, false},
     {"visitor", InputKind::visitor, false}, {"attribute", InputKind::attribute, true},
+    {"first_seen_days", InputKind::first_seen_days, false},
 };
 
 struct OpName {
@@ -95,18 +101,31 @@ void parse_input(const std::string& text, const std::string& where, Node& node) 
     }
     fail(where, "unknown input \"" + text +
                     "\" (path, query.NAME, referrer_host, header.NAME, cookie.NAME, context.NAME, "
-                    "device, hour, weekday, visitor, attribute.NAME)");
+                    "device, hour, weekday, visitor, first_seen_days, attribute.NAME)");
+}
+
+constexpr char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// Text that holds a number ("42", " 3.5", "+1") compares as a number.
+bool parse_number(std::string_view text, double& out) {
+    while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+    while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+    if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+    if (text.empty()) return false;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return error == std::errc() && end == text.data() + text.size();
 }
 
 Operand operand(const json& value, const std::string& where, bool numeric) {
     Operand out;
     if (value.is_number()) {
-        out.is_number = true;
+        out.is_number = out.has_number = true;
         out.number = value.get<double>();
         out.text = value.dump();
     } else if (value.is_string()) {
         if (numeric) fail(where, "must be a number");
         out.text = value.get<std::string>();
+        out.has_number = parse_number(out.text, out.number);
     } else {
         fail(where, "must be a string or a number");
     }
@@ -147,9 +166,17 @@ void parse_value(const json& object, const std::string& where, Node& node) {
     }
 }
 
+// Case-insensitive comparisons fold the input only: the operands are folded
+// here, once (a regex folds by itself).
+void fold_operands(Node& node) {
+    if (!node.ignore_case || node.op == Op::regex) return;
+    for (auto& operand : node.operands)
+        for (char& c : operand.text) c = lower(c);
+}
+
 class Compiler {
 public:
-    explicit Compiler(const SegmentNames& names) : names_(names) {}
+    Compiler(const SegmentNames& names, InputTable& table) : names_(names), table_(table) {}
 
     std::unique_ptr<Node> node(const json& value, const std::string& where) {
         if (!value.is_object() || value.size() == 0) fail(where, "must be a non-empty object");
@@ -223,62 +250,53 @@ private:
             out->ignore_case = ci->get<bool>();
         }
         parse_value(value, where, *out);
+        fold_operands(*out);
+        out->slot = table_.slot(out->input, out->name);
         uses |= uses_bit(out->input);
         return out;
     }
 
     const SegmentNames& names_;
+    InputTable& table_;
 };
 
 // ---- evaluation: no allocation, no exceptions ----
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool equal(std::string_view a, std::string_view b, bool ignore_case) {
-    if (a.size() != b.size()) return false;
-    if (!ignore_case) return a == b;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
+// `folded` is already lower case (see fold_operands).
+inline bool equal(std::string_view text, std::string_view folded, bool ignore_case) {
+    if (text.size() != folded.size()) return false;
+    if (!ignore_case) return text == folded;
+    for (std::size_t i = 0; i < text.size(); ++i)
+        if (lower(text[i]) != folded[i]) return false;
     return true;
 }
 
-bool find(std::string_view haystack, std::string_view needle, bool ignore_case) {
-    if (!ignore_case) return haystack.find(needle) != std::string_view::npos;
-    if (needle.empty()) return true;
-    if (needle.size() > haystack.size()) return false;
-    char first = lower(needle[0]);
-    for (std::size_t i = 0; i + needle.size() <= haystack.size(); ++i)
-        if (lower(haystack[i]) == first && equal(haystack.substr(i, needle.size()), needle, true))
+bool find(std::string_view haystack, std::string_view folded, bool ignore_case) {
+    if (!ignore_case) return haystack.find(folded) != std::string_view::npos;
+    if (folded.empty()) return true;
+    if (folded.size() > haystack.size()) return false;
+    char first = folded[0];
+    for (std::size_t i = 0; i + folded.size() <= haystack.size(); ++i)
+        if (lower(haystack[i]) == first && equal(haystack.substr(i, folded.size()), folded, true))
             return true;
     return false;
 }
 
-// Text inputs that hold numbers ("42", " 3.5") compare as numbers.
 bool as_number(const Value& value, double& out) {
     if (value.is_number) {
         out = value.number;
         return true;
     }
-    std::string_view text = value.text;
-    while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
-    while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
-    if (!text.empty() && text.front() == '+') text.remove_prefix(1);
-    if (text.empty()) return false;
-    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
-    return error == std::errc() && end == text.data() + text.size();
+    return parse_number(value.text, out);
 }
 
 // eq/in: numbers compare numerically when both sides are numbers, so the
 // attribute 5 equals the rule's "5" and the query "5.0" equals the rule's 5.
-bool equals(const Value& value, const Operand& operand, bool ignore_case) {
-    if (operand.is_number || value.is_number) {
-        double number = 0;
-        Value rule{operand.is_number, operand.number, operand.text};
-        double expected = 0;
-        if (as_number(value, number) && as_number(rule, expected)) return number == expected;
-        if (value.is_number) return false;
-    }
-    return equal(value.text, operand.text, ignore_case);
+inline bool equals(const Value& value, const Operand& operand, bool ignore_case) {
+    if (!operand.is_number && !value.is_number) return equal(value.text, operand.text, ignore_case);
+    double number = 0;
+    if (operand.has_number && as_number(value, number)) return number == operand.number;
+    return !value.is_number && equal(value.text, operand.text, ignore_case);
 }
 
 bool compare(const Node& node, const Value& value) {
@@ -303,8 +321,8 @@ bool compare(const Node& node, const Value& value) {
                equal(text.substr(text.size() - first.text.size()), first.text, node.ignore_case);
     case Op::contains: return !value.is_number && find(text, first.text, node.ignore_case);
     case Op::regex:
-        return !value.is_number &&
-               RE2::PartialMatch(re2::StringPiece(text.data(), text.size()), *node.regex);
+        return !value.is_number && node.regex->Match(re2::StringPiece(text.data(), text.size()), 0,
+                                                     text.size(), RE2::UNANCHORED, nullptr, 0);
     default: break;
     }
     double number = 0;
@@ -319,25 +337,31 @@ bool compare(const Node& node, const Value& value) {
     }
 }
 
-bool evaluate(const Node& node, Inputs& inputs) {
+bool evaluate(const Node& node, Inputs& inputs, CachedInput* cache) {
     switch (node.type) {
     case NodeType::all:
         for (const auto& child : node.children)
-            if (!evaluate(*child, inputs)) return false;
+            if (!evaluate(*child, inputs, cache)) return false;
         return true;
     case NodeType::any:
         for (const auto& child : node.children)
-            if (evaluate(*child, inputs)) return true;
+            if (evaluate(*child, inputs, cache)) return true;
         return false;
-    case NodeType::negate: return !evaluate(*node.children[0], inputs);
+    case NodeType::negate: return !evaluate(*node.children[0], inputs, cache);
     case NodeType::segment: return inputs.member(node.segment);
     case NodeType::condition: break;
     }
-    Value value;
     // A missing input fails every operator; "ne"/"not-in" included, so a
     // rule never matches on data the request does not have.
-    if (!inputs.get(node.input, node.name, value)) return false;
-    return compare(node, value);
+    Input input{node.input, node.slot, node.name};
+    if (!cache) {
+        Value value;
+        return inputs.get(input, value) && compare(node, value);
+    }
+    CachedInput& cached = cache[node.slot];
+    if (cached.state == CachedInput::unknown)
+        cached.state = inputs.get(input, cached.value) ? CachedInput::present : CachedInput::missing;
+    return cached.state == CachedInput::present && compare(node, cached.value);
 }
 
 }  // namespace
@@ -347,14 +371,34 @@ Rule::Rule(Rule&&) noexcept = default;
 Rule& Rule::operator=(Rule&&) noexcept = default;
 Rule::~Rule() = default;
 
+std::uint16_t InputTable::slot(InputKind kind, std::string_view name) {
+    std::pair<InputKind, std::string> key(kind, name);
+    if (auto it = slots_.find(key); it != slots_.end()) return it->second;
+    if (inputs_.size() == kMaxSlots)
+        throw RuleError("rule: more than " + std::to_string(kMaxSlots) + " distinct inputs");
+    auto slot = static_cast<std::uint16_t>(inputs_.size());
+    inputs_.push_back(key);
+    slots_.emplace(std::move(key), slot);
+    return slot;
+}
+
+Input InputTable::input(std::uint16_t slot) const noexcept {
+    return Input{inputs_[slot].first, slot, inputs_[slot].second};
+}
+
 Rule Rule::compile(std::string_view text, const SegmentNames& names) {
+    InputTable own;
+    return compile(text, names, own);
+}
+
+Rule Rule::compile(std::string_view text, const SegmentNames& names, InputTable& table) {
     json parsed;
     try {
         parsed = json::parse(text);
     } catch (const json::parse_error& e) {
         throw RuleError("rule: malformed JSON at byte " + std::to_string(e.byte));
     }
-    Compiler compiler(names);
+    Compiler compiler(names, table);
     Rule rule;
     rule.root_ = compiler.node(parsed, "");
     rule.uses_ = compiler.uses;
@@ -362,10 +406,10 @@ Rule Rule::compile(std::string_view text, const SegmentNames& names) {
     return rule;
 }
 
-bool Rule::evaluate(Inputs& inputs) const noexcept {
+bool Rule::evaluate(Inputs& inputs, CachedInput* cache) const noexcept {
     if (!root_) return false;
     try {
-        return rules::evaluate(*root_, inputs);
+        return rules::evaluate(*root_, inputs, cache);
     } catch (...) {  // an Inputs implementation that throws: the rule is false
         return false;
     }
@@ -378,24 +422,81 @@ bool is_valid_context_name(std::string_view name) noexcept {
     });
 }
 
+namespace {
+
+// Each byte lower-cased (ASCII letters only), and the letters that start a
+// tell-tale word of classify_device (0 for every other byte).
+struct DeviceTables {
+    char lower[256];
+    char first[256];
+    constexpr DeviceTables() : lower(), first() {
+        for (int c = 0; c < 256; ++c) lower[c] = rules::lower(static_cast<char>(c));
+        for (char c : std::string_view("abcfhikmopstw")) {
+            first[static_cast<unsigned char>(c)] = c;
+            first[static_cast<unsigned char>(c - 'a' + 'A')] = c;
+        }
+    }
+};
+
+constexpr DeviceTables kDevice;
+
+// Whether `text` has `word` (lower case) at `i`, ASCII case folded; the
+// caller has matched the first letter.
+inline bool word_at(std::string_view text, std::size_t i, std::string_view word) {
+    if (text.size() - i < word.size()) return false;
+    for (std::size_t k = 1; k < word.size(); ++k)
+        if (kDevice.lower[static_cast<unsigned char>(text[i + k])] != word[k]) return false;
+    return true;
+}
+
+constexpr unsigned kTabletWord = 1, kMobileWord = 2, kAndroid = 4, kMobile = 8;
+
+}  // namespace
+
+// One pass over the first 512 bytes, stopping only at letters that start a
+// tell-tale word; a bot word decides at once (bot ranks first).
 std::string_view classify_device(std::string_view ua) noexcept {
     if (ua.empty()) return "bot";
-    // Lower-case once into a bounded stack copy, then plain substring
-    // searches: a User-Agent's tell-tale words come early.
-    char lowered[512];
-    std::size_t n = std::min(ua.size(), sizeof lowered);
-    for (std::size_t i = 0; i < n; ++i) lowered[i] = lower(ua[i]);
-    std::string_view text(lowered, n);
-    auto has = [&](std::string_view needle) { return text.find(needle) != std::string_view::npos; };
-    for (auto word : {"bot", "crawler", "spider", "slurp", "curl/", "wget/", "python-requests",
-                      "headless", "facebookexternalhit", "preview"})
-        if (has(word)) return "bot";
-    if (has("ipad") || has("tablet") || has("kindle") || has("silk/") || has("playbook") ||
-        (has("android") && !has("mobile")))
-        return "tablet";
-    for (auto word : {"mobi", "iphone", "ipod", "android", "blackberry", "opera mini", "iemobile",
-                      "windows phone"})
-        if (has(word)) return "mobile";
+    std::string_view text = ua.substr(0, 512);
+    unsigned seen = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char first = kDevice.first[static_cast<unsigned char>(text[i])];
+        if (first == 0) continue;
+        auto at = [&](std::string_view word) { return word_at(text, i, word); };
+        switch (first) {
+        case 'a': if (at("android")) seen |= kAndroid; break;
+        case 'b':
+            if (at("bot")) return "bot";
+            if (at("blackberry")) seen |= kMobileWord;
+            break;
+        case 'c': if (at("crawler") || at("curl/")) return "bot"; break;
+        case 'f': if (at("facebookexternalhit")) return "bot"; break;
+        case 'h': if (at("headless")) return "bot"; break;
+        case 'i':
+            if (at("ipad")) seen |= kTabletWord;
+            else if (at("iphone") || at("ipod") || at("iemobile")) seen |= kMobileWord;
+            break;
+        case 'k': if (at("kindle")) seen |= kTabletWord; break;
+        case 'm': if (at("mobi")) seen |= kMobileWord | (at("mobile") ? kMobile : 0u); break;
+        case 'o': if (at("opera mini")) seen |= kMobileWord; break;
+        case 'p':
+            if (at("python-requests") || at("preview")) return "bot";
+            if (at("playbook")) seen |= kTabletWord;
+            break;
+        case 's':
+            if (at("spider") || at("slurp")) return "bot";
+            if (at("silk/")) seen |= kTabletWord;
+            break;
+        case 't': if (at("tablet")) seen |= kTabletWord; break;
+        case 'w':
+            if (at("wget/")) return "bot";
+            if (at("windows phone")) seen |= kMobileWord;
+            break;
+        default: break;
+        }
+    }
+    if ((seen & kTabletWord) || ((seen & kAndroid) && !(seen & kMobile))) return "tablet";
+    if (seen & (kMobileWord | kAndroid)) return "mobile";
     return "desktop";
 }
 

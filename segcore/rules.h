@@ -16,11 +16,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace segcore::rules {
@@ -38,9 +40,10 @@ enum class InputKind : std::uint8_t {
     weekday,        // 1..7, Monday = 1 (ISO 8601)
     visitor,        // "new" (id issued by this request) or "returning"
     attribute,      // profile attribute from the snapshot
+    first_seen_days,  // days since the anonymous id was issued (visitor_id.h)
 };
 
-inline constexpr std::size_t kInputKinds = 11;
+inline constexpr std::size_t kInputKinds = 12;
 
 // A value as the Inputs hand it out: text, or a number (hour, numeric
 // profile attributes). Views stay valid for the evaluation.
@@ -50,12 +53,46 @@ struct Value {
     std::string_view text;
 };
 
+// One input a condition reads: "query.utm_source" is {query, "utm_source"}.
+// `slot` numbers the distinct (kind, name) pairs of the rules compiled with
+// one InputTable, so a caller can compute each of them once per request
+// however many rules read it.
+struct Input {
+    InputKind kind = InputKind::path;
+    std::uint16_t slot = 0;
+    std::string_view name;
+};
+
+class InputTable {
+public:
+    // The slot of (kind, name), added when new. Throws RuleError past
+    // kMaxSlots distinct inputs.
+    std::uint16_t slot(InputKind kind, std::string_view name);
+    std::size_t size() const noexcept { return inputs_.size(); }
+    // Slot i's input (its name views this table).
+    Input input(std::uint16_t slot) const noexcept;
+
+    static constexpr std::size_t kMaxSlots = 65535;
+
+private:
+    std::vector<std::pair<InputKind, std::string>> inputs_;  // by slot
+    std::map<std::pair<InputKind, std::string>, std::uint16_t> slots_;
+};
+
+// A request's value of one input slot, asked for on first use; see
+// Rule::evaluate. The caller sets every `state` to unknown per request.
+struct CachedInput {
+    enum State : std::uint8_t { unknown, missing, present };
+    State state = unknown;
+    Value value;
+};
+
 class Inputs {
 public:
     virtual ~Inputs() = default;
     // The input's value, or false when the request has none (missing header,
     // no profile, ...). Called only for inputs some rule uses.
-    virtual bool get(InputKind kind, std::string_view name, Value& out) = 0;
+    virtual bool get(const Input& input, Value& out) = 0;
     // Whether the request is already a member of segment `id` (precomputed
     // membership, or a rule evaluated before this one).
     virtual bool member(std::uint32_t id) = 0;
@@ -85,11 +122,16 @@ public:
     Rule& operator=(Rule&&) noexcept;
     ~Rule();
 
-    // Throws RuleError naming the position of the first problem.
+    // Throws RuleError naming the position of the first problem. Inputs get
+    // slots in `table` (rules compiled together share it), else in a table
+    // of the rule's own.
     static Rule compile(std::string_view json, const SegmentNames& names);
+    static Rule compile(std::string_view json, const SegmentNames& names, InputTable& table);
 
     // False when an input is missing or not comparable; never throws.
-    bool evaluate(Inputs& inputs) const noexcept;
+    // With `cache` (an entry per slot of the InputTable the rule was
+    // compiled with), each slot is asked from `inputs` at most once.
+    bool evaluate(Inputs& inputs, CachedInput* cache = nullptr) const noexcept;
     // Bit i set: the rule reads InputKind i somewhere.
     std::uint32_t uses() const noexcept { return uses_; }
     // Segment ids the rule refers to (for ordering and cycle checks).
@@ -108,7 +150,7 @@ bool is_valid_context_name(std::string_view name) noexcept;
 
 // Device class from a User-Agent, by documented substring heuristics
 // (README "Device class"): bot first, then tablet, then mobile, else desktop.
-// An empty User-Agent counts as a bot.
+// An empty User-Agent counts as a bot. One pass over the User-Agent.
 std::string_view classify_device(std::string_view user_agent) noexcept;
 
 // The host of a Referer value, or empty: "https://Shop.EXAMPLE.com:8443/x"

@@ -2,6 +2,7 @@
 
 #include "segcore/experiments.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -302,19 +303,20 @@ std::optional<ProfileRecord> decode_profile_record(std::string_view bytes) {
     return record;
 }
 
-bool find_profile_attribute(std::string_view bytes, std::uint16_t id, AttributeView& out) {
+AttributeReader::AttributeReader(std::string_view bytes) noexcept {
     auto count = profile_segment_count(bytes);
-    if (!count) return false;
+    if (!count) return;
     bytes.remove_prefix(2 + 4 * *count);
-    if (bytes.size() < 2) return false;
-    auto attributes = static_cast<std::size_t>(get_le(bytes.data(), 2));
-    bytes.remove_prefix(2);
-    for (std::size_t i = 0; i < attributes && i < kMaxAttributesPerProfile; ++i) {
-        std::uint16_t found = 0;
-        if (!take_attribute_view(bytes, found, out)) return false;
-        if (found == id) return true;
-        if (found > id) return false;  // ascending ids
-    }
+    if (bytes.size() < 2) return;
+    left_ = std::min<std::size_t>(get_le(bytes.data(), 2), kMaxAttributesPerProfile);
+    rest_ = bytes.substr(2);
+}
+
+bool AttributeReader::next(std::uint16_t& id, AttributeView& out) noexcept {
+    if (left_ == 0) return false;
+    --left_;
+    if (take_attribute_view(rest_, id, out)) return true;
+    left_ = 0;
     return false;
 }
 

@@ -189,9 +189,17 @@ std::string encode_profile(const std::vector<std::uint32_t>& segment_ids,
 std::optional<std::size_t> profile_segment_count(std::string_view bytes);
 // Full decode (segsync, verify, dump), nullopt for a malformed value.
 std::optional<ProfileRecord> decode_profile_record(std::string_view bytes);
-// The value of attribute `id` in a profile value, read in place (no
-// allocation: used per request); false when absent or malformed.
-bool find_profile_attribute(std::string_view bytes, std::uint16_t id, AttributeView& out);
+// Walks the attributes of a profile value in place, ascending id, stopping
+// at the end or at the first malformed one. No allocation.
+class AttributeReader {
+public:
+    explicit AttributeReader(std::string_view profile) noexcept;
+    bool next(std::uint16_t& id, AttributeView& out) noexcept;
+
+private:
+    std::string_view rest_;
+    std::size_t left_ = 0;
+};
 // Copies at most out_capacity ids; returns how many were copied. The value
 // must have passed profile_segment_count.
 std::size_t decode_profile(std::string_view bytes, std::uint32_t* out, std::size_t out_capacity);

@@ -11,8 +11,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
-#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -33,8 +31,9 @@ public:
     // Union of rules::uses_bit() of every rule.
     std::uint32_t uses() const noexcept { return uses_; }
 
-    // Reloads the attribute names when delta batches moved the committed
-    // generation past the one they were read at. Throws LmdbError.
+    // Looks the attribute names the rules read up again when delta batches
+    // moved the committed generation past the one they were read at.
+    // Throws LmdbError.
     void refresh_attributes(std::uint64_t generation);
 
     // What one request brings besides its Inputs: its precomputed ids
@@ -47,25 +46,32 @@ public:
         std::size_t nprofiles = 0;
     };
 
+    // Bytes of per-request memory evaluate() needs (8-byte aligned).
+    std::size_t scratch_size() const noexcept;
+
     // Writes the precomputed ids merged with the rule segments this request
-    // matches into `out`, in stored order, and returns how many. `out`
-    // holds n + size() ids, `scratch` size() ids. No allocation; a failing
-    // rule is false.
-    std::size_t evaluate(rules::Inputs& inputs, const Visitor& visitor, std::uint32_t* scratch,
+    // matches into `out` (room for n + size() ids), in stored order, and
+    // returns how many. Each distinct input is asked from `inputs` at most
+    // once. No allocation; a failing rule is false.
+    std::size_t evaluate(rules::Inputs& inputs, const Visitor& visitor, void* scratch,
                          std::uint32_t* out) const noexcept;
 
 private:
     struct Entry {
         std::uint32_t segment;
+        std::int32_t priority;
         rules::Rule rule;
     };
     friend class LayeredInputs;
-    std::optional<std::uint16_t> attribute_id(std::string_view name) const noexcept;
 
     const Snapshot& snapshot_;
-    std::vector<Entry> rules_;  // id order
+    std::vector<Entry> rules_;          // id order: evaluation order
+    std::vector<std::uint32_t> order_;  // indices into rules_, stored order
+    rules::InputTable inputs_;
     std::uint32_t uses_ = 0;
-    std::vector<std::pair<std::string, std::uint16_t>> attributes_;  // by name
+    // The "attribute.NAME" slots as (attribute id, slot), ascending id;
+    // names the catalogue does not have (yet) are left out.
+    std::vector<std::pair<std::uint16_t, std::uint16_t>> attribute_slots_;
     std::uint64_t attributes_generation_ = 0;
 };
 

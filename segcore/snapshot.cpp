@@ -228,7 +228,8 @@ std::size_t Snapshot::Read::profile(schema::VisitorKind kind, std::string_view v
 }
 
 std::size_t Snapshot::Read::alias(std::string_view anonymous_id, char* out) {
-    if (!snapshot_.aliases_db_ || anonymous_id.empty() || anonymous_id.size() > schema::kMaxKeySize)
+    if (!snapshot_.committed(txn_).has_aliases || anonymous_id.empty() ||
+        anonymous_id.size() > schema::kMaxKeySize)
         return 0;
     MDB_val key = as_val(anonymous_id), value{};
     int rc = mdb_get(txn_, *snapshot_.aliases_db_, &key, &value);
@@ -240,7 +241,20 @@ std::size_t Snapshot::Read::alias(std::string_view anonymous_id, char* out) {
     return value.mv_size;
 }
 
-std::uint64_t Snapshot::Read::generation() const { return snapshot_.read_generation(txn_); }
+std::uint64_t Snapshot::Read::generation() const { return snapshot_.committed(txn_).generation; }
+
+const Snapshot::Committed& Snapshot::committed(MDB_txn* txn) {
+    std::size_t id = mdb_txn_id(txn);
+    if (committed_.valid && committed_.txn_id == id) return committed_;
+    Committed now{true, id, read_generation(txn), false};
+    if (aliases_db_) {
+        MDB_stat stat;
+        check_lmdb(mdb_stat(txn, *aliases_db_, &stat), "mdb_stat aliases");
+        now.has_aliases = stat.ms_entries != 0;
+    }
+    committed_ = now;
+    return committed_;
+}
 
 LookupResult Snapshot::lookup(schema::VisitorKind kind, std::string_view visitor_id,
                               std::uint32_t* out, std::size_t out_capacity) {

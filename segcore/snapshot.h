@@ -151,6 +151,17 @@ public:
     SnapshotCounts verify() const;
 
 private:
+    // What the committed state says besides profiles: read again only when
+    // a write (a delta batch) committed since, i.e. when LMDB's transaction
+    // id moved, rather than per request.
+    struct Committed {
+        bool valid = false;
+        std::size_t txn_id = 0;
+        std::uint64_t generation = 0;
+        bool has_aliases = false;
+    };
+    const Committed& committed(MDB_txn* txn);
+
     void check_not_truncated() const;
     void check_profile_ids(const std::uint32_t* ids, std::size_t n) const;
     std::size_t verify_aliases(const Txn& txn) const;
@@ -170,6 +181,7 @@ private:
     // Absent from v1 snapshots written before aliases existed: no aliases.
     std::optional<MDB_dbi> aliases_db_;
     MDB_txn* reader_ = nullptr;  // reset between lookups
+    Committed committed_;
     SnapshotMeta meta_;
     std::unordered_map<std::uint32_t, schema::SegmentDef> catalogue_;
     BlockCatalogue blocks_;

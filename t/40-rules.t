@@ -1,11 +1,13 @@
 # Rule segments evaluated per request: path, UTM query argument, header,
 # cookie, context variable, device, local time (pinned with the test-only
-# "segedge_context now"), visitor state, layering on other segments,
+# "segedge_context now"), visitor state and first-seen age (the issue time
+# ids carry), layering on other segments,
 # merging with precomputed segments in priority order, segedge_segment_max,
 # and block selection by rule segments.
 
 use SegEdge::Test;
 use File::Path qw(make_path);
+use MIME::Base64 qw(encode_base64url);
 
 my $vip = visitor_id('v-vip');
 
@@ -22,6 +24,8 @@ my $SEG = <<'SEG';
 {"name":"mobile_vip","priority":110,"rule":{"all":[{"segment":"vip"},{"segment":"mobile"}]}}
 {"name":"champion","priority":15,"rule":{"all":[{"input":"attribute.rfm_r","op":"gte","value":4},{"input":"attribute.lifecycle","op":"eq","value":"CUSTOMER","ignore_case":true}]}}
 {"name":"broken_regex_safe","priority":10,"rule":{"input":"header.x-long","op":"regex","value":"^(a+)+$"}}
+{"name":"first_week","priority":5,"rule":{"input":"first_seen_days","op":"lt","value":7}}
+{"name":"settled","priority":4,"rule":{"input":"first_seen_days","op":"gte","value":7}}
 SEG
 my $champ = visitor_id('v-champ');
 my $PROF = qq({"id":"$vip","kind":"anonymous","segments":["vip"],"attributes":{"rfm_r":2,"lifecycle":"customer"}}\n)
@@ -93,8 +97,22 @@ is seg('/x?now=1717268400', @ua), 'weekend_evening', 'weekend evening (pinned ti
 is seg('/x?now=1717236000', @ua), '', 'weekend morning is not evening';
 is seg('/x?now=1717700400', @ua), '', 'a Thursday evening is not the weekend';
 
-like http_get('/issue/x', @ua)->value('X-Seg'), qr/(^|,)newcomer$/, 'freshly issued id: new visitor';
+my $issued = http_get('/issue/x', @ua);
+like $issued->value('X-Seg'), qr/(^|,)newcomer,first_week$/, 'freshly issued id: new visitor, first seen now';
 is seg('/issue/x', @ua, Cookie => "segedge_id=$vip"), 'vip', 'returning visitor is not new';
+my ($new_id) = ($issued->header('Set-Cookie') // '') =~ /segedge_id=([^;]+)/;
+is seg('/x', @ua, Cookie => "segedge_id=$new_id"), 'first_week', 'the issued id carries its issue time';
+
+# An id issued at unix milliseconds $ms, laid out as the module issues them (UUIDv7).
+sub id_issued_at { encode_base64url(substr(pack('Q>', $_[0]), 2) . "\x7a\x5a\x95" . ("\x5a" x 7)) }
+my $now = 1780000000;  # a Thursday
+is seg("/x?now=$now", @ua, Cookie => 'segedge_id=' . id_issued_at(($now - 10 * 86400) * 1000)), 'settled',
+    'first seen 10 days ago';
+is seg("/x?now=$now", @ua, Cookie => 'segedge_id=' . id_issued_at(($now - 2 * 86400) * 1000)), 'first_week',
+    'first seen 2 days ago';
+is seg("/x?now=$now", @ua, Cookie => 'segedge_id=' . id_issued_at(($now + 2 * 86400) * 1000)), '',
+    'an issue time too far ahead of the clock is no issue time';
+is seg("/x?now=$now", @ua, Cookie => "segedge_id=$vip"), 'vip', 'an id without an issue time: first-seen age missing';
 
 is seg('/x', 'User-Agent' => $iphone, Cookie => "segedge_id=$vip"), 'mobile_vip,vip,mobile',
     'rule on other segments; merged with precomputed in priority order';

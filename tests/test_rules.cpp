@@ -27,10 +27,13 @@ struct Request : rules::Inputs {
     std::map<std::string, double, std::less<>> numbers;
     std::set<std::uint32_t> segments;
     std::set<InputKind> asked;
+    int gets = 0;
 
-    bool get(InputKind kind, std::string_view name, rules::Value& out) override {
-        asked.insert(kind);
-        std::string key = std::string(word(kind)) + (name.empty() ? "" : ".") + std::string(name);
+    bool get(const rules::Input& input, rules::Value& out) override {
+        asked.insert(input.kind);
+        ++gets;
+        std::string key = std::string(word(input.kind)) + (input.name.empty() ? "" : ".") +
+                          std::string(input.name);
         if (auto it = numbers.find(key); it != numbers.end()) {
             out.is_number = true;
             out.number = it->second;
@@ -57,6 +60,7 @@ struct Request : rules::Inputs {
         case InputKind::weekday: return "weekday";
         case InputKind::visitor: return "visitor";
         case InputKind::attribute: return "attribute";
+        case InputKind::first_seen_days: return "first_seen_days";
         }
         return "";
     }
@@ -314,21 +318,61 @@ TEST_CASE("segment rules layer on earlier segments and merge in priority order",
         segcore::SegmentRules::Visitor visitor;
         visitor.ids = vip;
         visitor.n = 1;
-        std::uint32_t scratch[3], out[4];
-        std::size_t n = rules.evaluate(request, visitor, scratch, out);
+        std::vector<std::uint64_t> scratch(rules.scratch_size() / 8 + 1);
+        std::uint32_t out[4];
+        std::size_t n = rules.evaluate(request, visitor, scratch.data(), out);
         CHECK(std::vector<std::uint32_t>(out, out + n) == std::vector<std::uint32_t>{3, 1, 2});
 
         visitor.profiles = profiles;
         visitor.nprofiles = 2;
-        n = rules.evaluate(request, visitor, scratch, out);
+        n = rules.evaluate(request, visitor, scratch.data(), out);
         CHECK(std::vector<std::uint32_t>(out, out + n) == std::vector<std::uint32_t>{3, 1, 4, 2});
 
         visitor.profiles = profiles + 1;  // anonymous only: rfm_r 1
         visitor.nprofiles = 1;
         visitor.n = 0;
         request.text["device"] = "desktop";
-        n = rules.evaluate(request, visitor, scratch, out);
+        n = rules.evaluate(request, visitor, scratch.data(), out);
         CHECK(n == 0);
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("segment rules ask each distinct input once; attribute names are read by refresh",
+          "[rules][snapshot]") {
+    namespace schema = segcore::schema;
+    std::string dir = fixture::temp_dir();
+    fixture::SnapshotSpec spec;
+    spec.segments = {rule_segment(1, "mobile", 30, R"({"input":"device","op":"eq","value":"mobile"})"),
+                     rule_segment(2, "not_tablet", 20, R"({"not":{"input":"device","op":"eq","value":"tablet"}})"),
+                     rule_segment(3, "email", 10, R"({"any":[{"input":"device","op":"eq","value":"bot"},)"
+                                                  R"({"input":"query.utm_medium","op":"eq","value":"email"}]})"),
+                     rule_segment(4, "champion", 5, R"({"input":"attribute.rfm_r","op":"gte","value":4})")};
+    fixture::write_snapshot(dir, spec);
+    add_attributes(dir);
+    {
+        segcore::Snapshot snapshot(dir);
+        segcore::SegmentRules rules(snapshot);
+        std::vector<std::uint64_t> scratch(rules.scratch_size() / 8 + 1);
+        std::uint32_t out[4];
+        std::string profile = schema::encode_profile({}, {{1, schema::AttributeType::number, 5, ""}});
+        std::string_view profiles[] = {profile};
+        segcore::SegmentRules::Visitor visitor;
+        visitor.profiles = profiles;
+        visitor.nprofiles = 1;
+
+        Request request;
+        request.text["device"] = "mobile";
+        request.text["query.utm_medium"] = "email";
+        // attribute names not read yet: rfm_r is not known to the rules
+        std::size_t n = rules.evaluate(request, visitor, scratch.data(), out);
+        CHECK(std::vector<std::uint32_t>(out, out + n) == std::vector<std::uint32_t>{1, 2, 3});
+        CHECK(request.gets == 2);  // device once for three rules, then utm_medium
+
+        rules.refresh_attributes(1);
+        n = rules.evaluate(request, visitor, scratch.data(), out);
+        CHECK(std::vector<std::uint32_t>(out, out + n) == std::vector<std::uint32_t>{1, 2, 3, 4});
+        CHECK(request.gets == 4);  // the cache lives for one evaluation only
     }
     std::filesystem::remove_all(dir);
 }
@@ -338,12 +382,20 @@ TEST_CASE("profile attributes are read in place", "[rules][schema]") {
     std::string bytes = schema::encode_profile({7}, {{2, schema::AttributeType::text, 0, "gold"},
                                                     {9, schema::AttributeType::number, 3.5, ""}});
     schema::AttributeView value;
-    REQUIRE(schema::find_profile_attribute(bytes, 2, value));
+    std::uint16_t id = 0;
+    schema::AttributeReader reader(bytes);
+    REQUIRE(reader.next(id, value));
+    CHECK(id == 2);
     CHECK(value.type == schema::AttributeType::text);
     CHECK(value.text == "gold");
-    REQUIRE(schema::find_profile_attribute(bytes, 9, value));
+    REQUIRE(reader.next(id, value));
+    CHECK(id == 9);
     CHECK(value.number == 3.5);
-    CHECK_FALSE(schema::find_profile_attribute(bytes, 5, value));
-    CHECK_FALSE(schema::find_profile_attribute(schema::encode_profile({7}), 2, value));
-    CHECK_FALSE(schema::find_profile_attribute(bytes.substr(0, bytes.size() - 3), 9, value));
+    CHECK_FALSE(reader.next(id, value));
+    std::string no_attributes = schema::encode_profile({7});
+    CHECK_FALSE(schema::AttributeReader(no_attributes).next(id, value));
+    std::string cut = bytes.substr(0, bytes.size() - 3);
+    schema::AttributeReader truncated(cut);
+    CHECK(truncated.next(id, value));
+    CHECK_FALSE(truncated.next(id, value));  // the malformed last one ends the walk
 }

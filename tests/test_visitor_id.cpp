@@ -62,17 +62,57 @@ TEST_CASE("base64url decoding is strict, so each byte string has one spelling", 
     CHECK(decode("Zm9vYmFy", 6) == std::string("foobar"));
 }
 
-TEST_CASE("issued visitor ids are canonical, 128 random bits, and distinct", "[visitor_id]") {
+TEST_CASE("base64url rejects a character outside the alphabet at any position", "[base64]") {
+    for (std::size_t size = 1; size <= 12; ++size) {
+        std::string text = encode(std::string(size, '\x5a'));
+        for (std::size_t i = 0; i < text.size(); ++i) {
+            for (char bad : {'=', '+', '/', '.', ' ', '\0', '\x80'}) {
+                std::string broken = text;
+                broken[i] = bad;
+                INFO("size " << size << " position " << i);
+                CHECK_FALSE(decode(broken));
+            }
+        }
+    }
+}
+
+TEST_CASE("issued visitor ids are canonical, distinct, and carry their issue time", "[visitor_id]") {
+    const std::uint64_t now = 1790000000123;  // 2026-09-21
     std::set<std::string> seen;
     for (int i = 0; i < 1000; ++i) {
         char id[segcore::kVisitorIdLength];
-        REQUIRE(segcore::issue_visitor_id(id));
+        REQUIRE(segcore::issue_visitor_id(id, now));
         std::string text(id, sizeof id);
         CHECK(segcore::is_visitor_id(text));
-        CHECK(decode(text)->size() == segcore::kVisitorIdBytes);
+        auto bytes = decode(text);
+        REQUIRE(bytes->size() == segcore::kVisitorIdBytes);
+        CHECK((static_cast<unsigned char>((*bytes)[6]) >> 4) == 7);     // UUIDv7
+        CHECK((static_cast<unsigned char>((*bytes)[8]) >> 6) == 0b10);  // RFC 9562 variant
+        CHECK(segcore::visitor_id_issued_ms(text, now) == now);
+        CHECK(segcore::visitor_id_issued_ms(text, now + 400ull * 86400000) == now);
         seen.insert(text);
     }
     CHECK(seen.size() == 1000);
+}
+
+TEST_CASE("only ids with a UUIDv7 layout and a plausible time have an issue time", "[visitor_id]") {
+    const std::uint64_t now = 1790000000000;
+    auto id_at = [](std::uint64_t ms, unsigned char version = 0x70, unsigned char variant = 0x80) {
+        std::string bytes(16, '\x5a');
+        for (int i = 0; i < 6; ++i) bytes[i] = static_cast<char>(ms >> (40 - 8 * i));
+        bytes[6] = static_cast<char>(version | 0x0a);
+        bytes[8] = static_cast<char>(variant | 0x15);
+        return encode(bytes);
+    };
+    CHECK(segcore::visitor_id_issued_ms(id_at(now - 1000), now) == now - 1000);
+    CHECK(segcore::visitor_id_issued_ms(id_at(segcore::kFirstIssueMs), now) == segcore::kFirstIssueMs);
+    CHECK_FALSE(segcore::visitor_id_issued_ms(id_at(segcore::kFirstIssueMs - 1), now));  // before ids had times
+    CHECK(segcore::visitor_id_issued_ms(id_at(now + segcore::kIssueSkewMs), now));        // a faster clock
+    CHECK_FALSE(segcore::visitor_id_issued_ms(id_at(now + segcore::kIssueSkewMs + 1), now));
+    CHECK_FALSE(segcore::visitor_id_issued_ms(id_at(now, 0x40), now));        // UUIDv4: random
+    CHECK_FALSE(segcore::visitor_id_issued_ms(id_at(now, 0x70, 0xc0), now));  // other variant
+    CHECK_FALSE(segcore::visitor_id_issued_ms("ZGVtby12aXAtdmlzaXRvcg", now));  // "demo-vip-visitor"
+    CHECK_FALSE(segcore::visitor_id_issued_ms("not an id", now));
 }
 
 TEST_CASE("is_visitor_id accepts exactly one spelling of each 128-bit id", "[visitor_id]") {
