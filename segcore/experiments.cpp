@@ -1,5 +1,10 @@
 #include "segcore/experiments.h"
 
+// The one-shot SHA256() of OpenSSL 3 fetches the algorithm and allocates a
+// context on every call (about 3,400 instructions and malloc/free per
+// bucket); the low-level functions hash on the stack. They are deprecated
+// in 3.0 but kept, and bucket() must stay exactly SHA-256.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -105,7 +110,10 @@ std::uint32_t bucket(std::string_view salt, std::string_view id) noexcept {
     input[salt.size()] = ':';
     std::memcpy(input + salt.size() + 1, id.data(), id.size());
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(input, salt.size() + 1 + id.size(), digest);
+    SHA256_CTX sha;
+    SHA256_Init(&sha);
+    SHA256_Update(&sha, input, salt.size() + 1 + id.size());
+    SHA256_Final(digest, &sha);
     std::uint64_t value = 0;
     for (int i = 0; i < 8; ++i) value = (value << 8) | digest[i];
     return static_cast<std::uint32_t>(value % kBuckets);

@@ -246,9 +246,10 @@ class RequestInputs : public segcore::rules::Inputs {
 public:
     explicit RequestInputs(const Request& r) : r_(r) {}
 
-    bool get(InputKind kind, std::string_view name, Value& out) override {
+    bool get(const segcore::rules::Input& input, Value& out) override {
+        std::string_view name = input.name;
         out.is_number = false;
-        switch (kind) {
+        switch (input.kind) {
         case InputKind::path: out.text = r_.path; return true;
         case InputKind::query: return query(name, out.text);
         case InputKind::referrer_host:
@@ -275,6 +276,7 @@ public:
             out.text = "returning";
             return segcore::find_cookie(r_.cookie, "segedge_id").has_value();
         case InputKind::context:
+        case InputKind::first_seen_days:
         case InputKind::attribute: return false;  // attributes: SegmentRules reads the profiles
         }
         return false;
