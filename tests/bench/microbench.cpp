@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -344,7 +345,8 @@ void rules_evaluate(benchmark::State& state) {
     }
     rules->refresh_attributes(snapshot.generation());
     static const std::vector<Request> requests = load_requests(snapshot);
-    std::vector<std::uint32_t> scratch(rules->size()), out(segcore::kMaxResolvedSegments + rules->size());
+    std::vector<std::max_align_t> scratch(rules->scratch_size() / sizeof(std::max_align_t) + 1);
+    std::vector<std::uint32_t> out(segcore::kMaxResolvedSegments + rules->size());
     std::size_t i = 0, matched = 0;
     for (auto _ : state) {
         const Request& r = requests[i++ % requests.size()];
