@@ -16,6 +16,8 @@ packages=(
     perl curl python3 openssl chromium chromium-driver
     # benchmarks (tests/bench/)
     wrk
+    # fuzzing (tests/fuzz/): libFuzzer comes with clang's runtime libraries
+    clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -61,6 +61,10 @@ public:
     virtual bool member(std::uint32_t id) = 0;
 };
 
+// all/any/not levels a rule may nest: compiling and evaluating recurse
+// that deep, and a hostile rule must not overflow a worker's stack.
+inline constexpr int kMaxRuleDepth = 32;
+
 // Compile error; `where` is a JSON path into the rule ("all[2].op") and,
 // for malformed JSON, the byte offset.
 class RuleError : public std::runtime_error {
