@@ -61,8 +61,9 @@ public:
     virtual bool member(std::uint32_t id) = 0;
 };
 
-// all/any/not levels a rule may nest: compiling and evaluating recurse
-// that deep, and a hostile rule must not overflow a worker's stack.
+// Levels a rule may nest (each all, any, not, condition and segment counts
+// one): compiling and evaluating recurse that deep, and a hostile rule must
+// not overflow a worker's stack.
 inline constexpr int kMaxRuleDepth = 32;
 
 // Compile error; `where` is a JSON path into the rule ("all[2].op") and,
