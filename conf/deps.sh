@@ -17,6 +17,8 @@ packages=(
     # benchmarks (tests/bench/): load generator, segcore micro-benchmarks
     # (Google Benchmark), the chart; procps for pgrep (finding nginx workers)
     wrk libbenchmark-dev gnuplot-nox procps
+    # fuzzing (tests/fuzz/): libFuzzer comes with clang's runtime libraries
+    clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -179,6 +179,18 @@ public:
     Compiler(const SegmentNames& names, InputTable& table) : names_(names), table_(table) {}
 
     std::unique_ptr<Node> node(const json& value, const std::string& where) {
+        if (++depth_ > kMaxRuleDepth)
+            fail(where, "nested deeper than " + std::to_string(kMaxRuleDepth) + " levels");
+        auto out = unbounded_node(value, where);
+        --depth_;
+        return out;
+    }
+
+    std::uint32_t uses = 0;
+    std::vector<std::uint32_t> references;
+
+private:
+    std::unique_ptr<Node> unbounded_node(const json& value, const std::string& where) {
         if (!value.is_object() || value.size() == 0) fail(where, "must be a non-empty object");
         if (value.contains("all")) return group(value, "all", NodeType::all, where);
         if (value.contains("any")) return group(value, "any", NodeType::any, where);
@@ -193,10 +205,6 @@ public:
         return condition(value, where);
     }
 
-    std::uint32_t uses = 0;
-    std::vector<std::uint32_t> references;
-
-private:
     static void only(const json& object, std::initializer_list<std::string_view> keys,
                      const std::string& where) {
         for (const auto& item : object.items())
@@ -258,6 +266,7 @@ private:
 
     const SegmentNames& names_;
     InputTable& table_;
+    int depth_ = 0;
 };
 
 // ---- evaluation: no allocation, no exceptions ----
@@ -392,11 +401,16 @@ Rule Rule::compile(std::string_view text, const SegmentNames& names) {
 }
 
 Rule Rule::compile(std::string_view text, const SegmentNames& names, InputTable& table) {
+    // nlohmann takes a NUL byte for the end of the text, ignoring the rest.
+    if (auto nul = text.find('\0'); nul != std::string_view::npos)
+        throw RuleError("rule: malformed JSON at byte " + std::to_string(nul + 1));
     json parsed;
     try {
         parsed = json::parse(text);
     } catch (const json::parse_error& e) {
         throw RuleError("rule: malformed JSON at byte " + std::to_string(e.byte));
+    } catch (const json::out_of_range&) {  // 1e999: no double holds it
+        throw RuleError("rule: a number is out of range");
     }
     Compiler compiler(names, table);
     Rule rule;

@@ -98,6 +98,11 @@ public:
     virtual bool member(std::uint32_t id) = 0;
 };
 
+// Levels a rule may nest (each all, any, not, condition and segment counts
+// one): compiling and evaluating recurse that deep, and a hostile rule must
+// not overflow a worker's stack.
+inline constexpr int kMaxRuleDepth = 32;
+
 // Compile error; `where` is a JSON path into the rule ("all[2].op") and,
 // for malformed JSON, the byte offset.
 class RuleError : public std::runtime_error {

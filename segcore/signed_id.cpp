@@ -11,7 +11,7 @@ namespace segcore {
 namespace {
 
 constexpr std::size_t kMacTextLength = base64::encoded_size(kMacSize);
-constexpr std::size_t kMaxExpiresDigits = 19;  // fits in a u64
+constexpr std::size_t kMaxExpiresDigits = 20;  // UINT64_MAX, what sign_id may write
 
 // Canonical decimal: no sign, no leading zero (except "0"), no overflow.
 std::optional<std::uint64_t> parse_expires(std::string_view text) {
@@ -20,7 +20,9 @@ std::optional<std::uint64_t> parse_expires(std::string_view text) {
     std::uint64_t value = 0;
     for (char c : text) {
         if (c < '0' || c > '9') return std::nullopt;
-        value = value * 10 + static_cast<std::uint64_t>(c - '0');
+        auto digit = static_cast<std::uint64_t>(c - '0');
+        if (value > (UINT64_MAX - digit) / 10) return std::nullopt;
+        value = value * 10 + digit;
     }
     return value;
 }

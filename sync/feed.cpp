@@ -56,11 +56,16 @@ std::map<std::string, ManifestEntry> parse_manifest(const std::string& name, con
     std::ifstream in(path, std::ios::binary);
     std::stringstream text;
     text << in.rdbuf();
+    // nlohmann takes a NUL byte for the end of the text (see NdjsonReader).
+    if (text.str().find('\0') != std::string::npos)
+        throw FeedError(name + ": invalid JSON: a NUL byte");
     json manifest;
     try {
         manifest = json::parse(text.str());
     } catch (const json::parse_error& e) {
         throw FeedError(name + ": invalid JSON: " + e.what());
+    } catch (const json::out_of_range&) {  // 1e999: no double holds it
+        throw FeedError(name + ": invalid JSON: a number is out of range");
     }
     if (!manifest.is_object()) throw FeedError(name + ": a manifest is a JSON object");
     std::map<std::string, ManifestEntry> entries;

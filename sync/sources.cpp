@@ -53,17 +53,28 @@ nlohmann::json NdjsonReader::parse(const std::string& text) const {
     std::string repeated;
     // Only depth 1 matters: every field of our records is top-level.
     auto watch_keys = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& key) {
+        // dump() and the rule compiler recurse over what is parsed: a
+        // hostile line must not get to overflow the stack.
+        if (depth > kMaxJsonDepth)
+            throw ImportError(where(), "invalid JSON: nested deeper than " +
+                                           std::to_string(kMaxJsonDepth) + " levels");
         if (event != nlohmann::json::parse_event_t::key || depth != 1) return true;
         for (const auto& seen : keys)
             if (seen == key.get_ref<const std::string&>()) repeated = seen;
         keys.push_back(key.get<std::string>());
         return true;
     };
+    // nlohmann stops at a NUL byte as if the text ended there: what follows
+    // would be dropped without a word. JSON has no place for a raw NUL.
+    if (auto nul = text.find('\0'); nul != std::string::npos)
+        throw ImportError(where(), "invalid JSON: a NUL byte at column " + std::to_string(nul + 1));
     nlohmann::json value;
     try {
         value = nlohmann::json::parse(text, watch_keys);
     } catch (const nlohmann::json::parse_error& e) {
         throw ImportError(where(), "invalid JSON: " + parse_detail(e));
+    } catch (const nlohmann::json::out_of_range&) {  // 1e999: no double holds it
+        throw ImportError(where(), "invalid JSON: a number is out of range");
     }
     if (!value.is_object())
         throw ImportError(where(), std::string("expected a JSON object, got ") + value.type_name());

@@ -20,6 +20,10 @@ struct Record {
     nlohmann::json object;  // always a JSON object
 };
 
+// Lines nesting deeper are rejected: more than any record needs (a rule
+// nested segcore::rules::kMaxRuleDepth all-levels deep takes 66).
+inline constexpr int kMaxJsonDepth = 100;
+
 class NdjsonReader {
 public:
     // Throws ImportError "FILE: cannot open: ..." for a missing, unreadable

@@ -338,7 +338,7 @@ known_ok("segedge_id=$v{stranger}; segedge_known=" . sign($old_first, 'cust-1'),
 
 # --- the README's Python recipe produces cookies the module accepts
 {
-    my $readme = read_text(module_path() =~ s{/build/.*}{/README.md}r) // '';
+    my $readme = read_text(repo_dir() . '/README.md') // '';
     my ($recipe) = $readme =~ /```python\n(.*?def known_cookie.*?)```/s;
     ok $recipe, 'README has the Python recipe';
     write_text("$d/recipe.py", ($recipe // '')

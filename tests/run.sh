@@ -1,7 +1,9 @@
 #!/bin/bash
 # Sets up and runs every test: installs packages, builds, then runs the
 # Catch2 unit tests (ctest), the nginx integration tests (prove) and the
-# benchmark's smoke mode.
+# benchmark's smoke mode; then ctest and prove again against the ASan + UBSan
+# build (tests/sanitize.sh, build-asan/) and each libFuzzer target for 15 s
+# (tests/fuzz/run.sh, build-fuzz/).
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -14,4 +16,11 @@ status=0
 # The benchmark in seconds, so that it cannot rot: checks that it works,
 # never its figures.
 "$repo/tests/bench/run.sh" --smoke || status=1
+
+started=$SECONDS
+"$repo/tests/sanitize.sh" || status=1
+echo "tests/run.sh: sanitizer build and run took $((SECONDS - started)) s"
+started=$SECONDS
+"$repo/tests/fuzz/run.sh" 15 || status=1
+echo "tests/run.sh: fuzz build and run took $((SECONDS - started)) s"
 exit $status

@@ -189,6 +189,10 @@ TEST_CASE("fetching a snapshot checks its manifest, checksums and signature", "[
                      R"("},"profiles":{"file":"s1/profiles.ndjson","sha256":")" + empty_sha + "\"}}", true),
                Catch::Contains("s1/segments.ndjson does not match its sha256"));
     CHECK_THAT(fetch(R"({"segments":{"file":"s1/segments.ndjson"}})", false), Catch::Contains("missing \"profiles\""));
+    CHECK_THAT(fetch(R"({"segments":{"file":"s1/segments.ndjson","sha256":1e999}})", false),
+               Catch::Contains("1.snapshot.json: invalid JSON: a number is out of range"));
+    CHECK_THAT(fetch(std::string(R"({"segments":{"file":"s1/segments.ndjson"}})") + '\0' + "junk", false),
+               Catch::Contains("1.snapshot.json: invalid JSON: a NUL byte"));
     CHECK_THAT(fetch(R"({"segments":{"file":"../segments.ndjson"},"profiles":{"file":"p"}})", false),
                Catch::Contains("not a relative path below the manifest"));
     CHECK_THAT(fetch(R"({"segments":{"file":"s1/segments.ndjson"},"profiles":{"file":"s1/profiles.ndjson"},"aliases":{"file":"a"}})", false),

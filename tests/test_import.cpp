@@ -249,12 +249,27 @@ std::vector<BadInput> bad_inputs() {
     const std::string good = profile_line(kV1, "anonymous", R"("vip")");
     std::string many_segments = R"("vip")";
     for (int i = 0; i < 256; ++i) many_segments += R"(,"vip")";
+    // A rule one level deeper than segcore::rules::kMaxRuleDepth allows.
+    std::string deep_rule = R"({"input":"path","op":"exists"})";
+    for (int i = 0; i < 32; ++i) deep_rule = R"({"not":)" + deep_rule + "}";
+    const std::string second = profile_line(kV2, "anonymous", "");
+    const std::string nul_hides_a_record =
+        second.substr(0, second.size() - 1) + '\0' + profile_line(kV1, "known", "");
     return {
         {"malformed JSON (segments)", "{\"name\": vip}\n", "", true, 1, "invalid JSON"},
         {"malformed JSON (profiles)", "", good + "{\"id\":\"v-2\",\"kind\":\"anonymous\",\"segments\":[}\n",
          false, 2, "invalid JSON"},
         {"blank lines still count", "", "\n\n" + good + "{\n", false, 4, "invalid JSON"},
         {"non-object line", "", good + "[\"v-2\"]\n", false, 2, "expected a JSON object, got array"},
+        // Found by fuzzing (tests/fuzz/corpus/feed/nul-byte): nlohmann ends
+        // the text at a NUL byte, so the record after it was dropped silently.
+        {"NUL byte inside a line", "", good + nul_hides_a_record, false, 2,
+         "invalid JSON: a NUL byte at column " + std::to_string(second.size())},
+        // Found by fuzzing (tests/fuzz/corpus/feed/number-out-of-range): the
+        // JSON parser's out_of_range escaped without FILE:LINE, and the
+        // daemon took it for an environment error and retried the feed forever.
+        {"number beyond a double", "", good + R"({"id":"k-1","kind":"known","segments":[],"attributes":{"ltv":-1e999}})" "\n",
+         false, 2, "invalid JSON: a number is out of range"},
         {"non-object segment", "\"vip\"\n", "", true, 1, "expected a JSON object, got string"},
         {"wrong type: id", "", R"({"id":42,"kind":"anonymous","segments":[]})" "\n", false, 1,
          R"(field "id" must be a string, got number)"},
@@ -272,6 +287,11 @@ std::vector<BadInput> bad_inputs() {
          R"(field "description" must be a string, got null)"},
         {"bad rule operator", kSegments + R"({"name":"r","rule":{"all":[{"input":"path","op":"like","value":"/"}]}})" "\n",
          "", true, 6, R"(rule.all[0].op: unknown operator "like")"},
+        // Deep nesting overflowed segsync's stack (rule compiler, dump()).
+        {"rule nested too deep", R"({"name":"r","rule":)" + deep_rule + "}\n", "", true, 1,
+         "nested deeper than 32 levels"},
+        {"JSON nested too deep", std::string(100000, '[') + std::string(100000, ']') + "\n", "", true, 1,
+         "invalid JSON: nested deeper than 100 levels"},
         {"bad rule regex", R"({"name":"r","rule":{"input":"path","op":"regex","value":"(("}})" "\n", "", true, 1,
          "rule.value: bad regex"},
         {"rule naming a later segment", R"({"name":"r","rule":{"segment":"vip"}})" "\n" + kSegments, "", true, 1,

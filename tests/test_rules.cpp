@@ -213,6 +213,31 @@ TEST_CASE("compile errors name the position", "[rules]") {
     CHECK(compile_error(R"({"input":"path","op":"eq","value":"/","ignore_case":"yes"})") ==
           "rule.ignore_case: must be true or false");
     CHECK(compile_error(R"({"all":[)") == "rule: malformed JSON at byte 9");
+    // Found by fuzzing (tests/fuzz/corpus/rules/huge-number): nlohmann throws
+    // out_of_range, not parse_error, for a number no double holds.
+    CHECK(compile_error(R"({"input":"path","op":"eq","value":1e999})") == "rule: a number is out of range");
+    // Found by fuzzing (tests/fuzz/corpus/rules/nul-byte): nlohmann ends the
+    // text at a NUL byte, so anything after it was silently ignored.
+    CHECK(compile_error(std::string(R"({"segment":"vip"})" "\0" R"(garbage)", 25)) ==
+          "rule: malformed JSON at byte 18");
+}
+
+// Compiling and evaluating recurse per level: without a bound, a deeply
+// nested rule overflowed the stack (segsync import crashed on one).
+TEST_CASE("rules nest at most kMaxRuleDepth levels", "[rules]") {
+    auto nested = [](int levels) {  // {"all":[{"any":[ ... COND ... ]}]}
+        std::string json;
+        for (int i = levels - 1; i >= 1; --i) json += i % 2 ? R"({"any":[)" : R"({"all":[)";
+        json += R"({"input":"path","op":"exists"})";
+        for (int i = 1; i < levels; ++i) json += "]}";
+        return json;
+    };
+    Request request;
+    request.text["path"] = "/";
+    CHECK(matches(nested(rules::kMaxRuleDepth), request));
+    CHECK_THAT(compile_error(nested(rules::kMaxRuleDepth + 1)),
+               Catch::Matches("rule(\\.(any|all)\\[0\\])+: nested deeper than 32 levels"));
+    CHECK_THAT(compile_error(nested(100000)), Catch::EndsWith("nested deeper than 32 levels"));
 }
 
 TEST_CASE("a pathological regex stays linear", "[rules]") {

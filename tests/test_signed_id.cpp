@@ -100,6 +100,19 @@ TEST_CASE("expiry is checked: valid before, rejected from the expiry second on",
     CHECK(verify(keys, value, nullptr, kNow + 86400).check == SignedIdCheck::expired);
 }
 
+// Found by fuzzing (tests/fuzz/corpus/signed_id/expires-max): sign_id wrote
+// 20-digit expiries that the verifier then rejected as malformed.
+TEST_CASE("every expiry sign_id can write verifies, up to the largest", "[signed_id]") {
+    KeyRing keys = ring(kCurrent);
+    for (std::uint64_t expires : {UINT64_MAX, std::uint64_t{10000000000000000000u}}) {
+        INFO(expires);
+        std::string id;
+        std::string value = segcore::sign_id(keys.signing_key(), "cust-1", expires);
+        CHECK(verify(keys, value, &id).check == SignedIdCheck::valid);
+        CHECK(id == "cust-1");
+    }
+}
+
 TEST_CASE("keys rotate: the first signs, all verify, a removed key verifies nothing",
           "[signed_id][keys]") {
     KeyRing before = ring(kPrevious);
@@ -204,6 +217,7 @@ TEST_CASE("malformed cookie values are rejected before any key is used", "[signe
                             "v1.current.Y3VzdC0x.01700000060." + mac,
                             "v1.current.Y3VzdC0x.-1." + mac,
                             "v1.current.Y3VzdC0x.99999999999999999999." + mac,
+                            "v1.current.Y3VzdC0x.18446744073709551616." + mac,  // UINT64_MAX + 1
                             "v1.cur rent.Y3VzdC0x.1700000060." + mac,
                             "v1.current.Y3VzdC0x.1700000060." + mac + "A",
                             "v1.current.Y3VzdC0x.1700000060." + mac.substr(1),

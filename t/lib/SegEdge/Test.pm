@@ -31,8 +31,17 @@ package SegEdge::Test;
 #
 #   prove -I t/lib t/
 #
-# Environment: SEGEDGE_MODULE (the .so), SEGSYNC (the importer), NGINX (the
-# binary), SEGEDGE_KEEP=1 keeps the per-file temp dir (its path is printed).
+# Environment: SEGEDGE_BUILD (the CMake build dir to test, default build/;
+# relative to the repository unless absolute), SEGEDGE_MODULE (the .so) and
+# SEGSYNC (the importer) to override single files, NGINX (the binary),
+# SEGEDGE_KEEP=1 keeps the per-file temp dir (its path is printed).
+#
+# Sanitizer builds (SEGEDGE_BUILD=build-asan, README "Sanitizers") are
+# recognised by the module linking libasan: nginx then runs with the ASan
+# runtime preloaded (Debian's binary is not instrumented) and leak detection
+# off (nginx exits without freeing its pools), and every ASan/UBSan report
+# of nginx, segsync or anything else instrumented goes to TESTDIR/sanitizer.PID,
+# which the final check fails on.
 #
 # Placeholders in templates: %%PORT%% (= %%PORT1%%), %%PORT2%% (a second free
 # port), %%TESTDIR%% (no trailing slash), %%MODULE%%. start_nginx/nginx_t take
@@ -61,6 +70,9 @@ package SegEdge::Test;
 #                                  the run for artefacts such as screenshots
 #                                  (SEGEDGE_TEST_OUTPUT overrides build/test-output)
 #   skip_all($reason)              skips the whole file (nothing to check after)
+#   repo_dir()                     the repository (for README.md and the like)
+#   sanitizer_build()              true when testing an ASan + UBSan build
+#   sanitizer_reports()            the report files' names and lines so far
 #   testdir() port([2]) error_log_size() error_log_text([$from]) wait_until(...)
 #   read_text($path) write_text($path, $text) run_cmd(@cmd) worker_pids()
 #   spawn($log, @cmd)              -> pid of a background command (output
@@ -88,17 +100,21 @@ use Time::HiRes qw(sleep time);
 require Exporter;
 our @ISA = ('Exporter');
 our @EXPORT = qw(
-    testdir outdir port module_path segsync_path nginx_path
+    repo_dir testdir outdir port module_path segsync_path nginx_path
     write_config start_nginx stop_nginx reload_nginx nginx_t nginx_t_fails nginx_pid worker_pids
     http http_get http_get10 http_get09 parse_response
     import_snapshot visitor_id segsync run_cmd error_log_size error_log_text read_text write_text
     wait_until done_testing spawn drop_file start_upstream skip_all
+    sanitizer_build sanitizer_reports
 );
 
 my $REPO = abs_path(dirname(__FILE__) . '/../../..');
-my $MODULE = $ENV{SEGEDGE_MODULE} // "$REPO/build/nginx/objs/ngx_http_segedge_module.so";
-my $SEGSYNC = $ENV{SEGSYNC} // "$REPO/build/segsync";
+my $BUILD = $ENV{SEGEDGE_BUILD} // 'build';
+$BUILD = "$REPO/$BUILD" unless $BUILD =~ m{^/};
+my $MODULE = $ENV{SEGEDGE_MODULE} // "$BUILD/nginx/objs/ngx_http_segedge_module.so";
+my $SEGSYNC = $ENV{SEGSYNC} // "$BUILD/segsync";
 my $NGINX = $ENV{NGINX} // '/usr/sbin/nginx';
+my $ASAN_RUNTIME;   # set for a sanitizer build: what nginx preloads (LD_PRELOAD)
 
 # Patterns that must never appear in error.log.
 my @FORBIDDEN = ('[alert]', '[emerg]', 'exited on signal', 'AddressSanitizer',
@@ -121,10 +137,46 @@ sub import {
     if ($problem) {
         $finished = 1;
         Test::More::BAIL_OUT("$problem (build: cmake -S . -B build && cmake --build build;"
-                             . " or set SEGEDGE_MODULE / NGINX)");
+                             . " or set SEGEDGE_BUILD / SEGEDGE_MODULE / NGINX)");
+    }
+    _sanitizer_setup();
+}
+
+# The ASan runtime the module was linked against, if it was, and the C++
+# runtime: ASan finds what it intercepts (__cxa_throw) when it starts, so
+# libstdc++ must be loaded by then, not later with the module.
+sub _asan_runtime {
+    my ($status, $out) = run_cmd('ldd', $MODULE);
+    my %lib = $out =~ m{^\s*(libasan|libstdc\+\+)\.so\S*\s+=>\s+(/\S+)}mg;
+    return $lib{libasan} && $lib{'libstdc++'} ? "$lib{libasan} $lib{'libstdc++'}" : undef;
+}
+
+sub _sanitizer_setup {
+    $ASAN_RUNTIME = _asan_runtime() or return;
+    my $log = 'log_path=' . testdir() . '/sanitizer';
+    for my $var ('ASAN_OPTIONS', 'UBSAN_OPTIONS') {
+        $ENV{$var} = join ':', grep { length } $ENV{$var} // '', $log, 'print_stacktrace=1';
     }
 }
 
+# Runs nginx with @args; a sanitizer build's runtime comes first in nginx
+# (and its workers) only.
+sub _run_nginx {
+    return run_cmd($NGINX, @_) unless $ASAN_RUNTIME;
+    local $ENV{LD_PRELOAD} = $ASAN_RUNTIME;
+    local $ENV{ASAN_OPTIONS} = "$ENV{ASAN_OPTIONS}:detect_leaks=0";
+    return run_cmd($NGINX, @_);
+}
+
+sub sanitizer_build { $ASAN_RUNTIME ? 1 : 0 }
+
+sub sanitizer_reports {
+    return () unless $ASAN_RUNTIME && $dir;
+    return map { my $text = read_text($_) // ''; ("$_:", split /\n/, $text) }
+           sort glob "$dir/sanitizer.*";
+}
+
+sub repo_dir     { $REPO }
 sub module_path  { $MODULE }
 sub segsync_path { $SEGSYNC }
 sub nginx_path   { $NGINX }
@@ -219,7 +271,7 @@ sub nginx_t {
     my $n = ++$conf_serial;
     my $conf = write_config($http, %opts, file => "$d/nginx-t-$n.conf",
                             error_log => "$d/nginx-t.log");
-    return run_cmd($NGINX, '-p', "$d/", '-c', $conf, '-t');
+    return _run_nginx('-p', "$d/", '-c', $conf, '-t');
 }
 
 sub nginx_t_fails {
@@ -312,7 +364,7 @@ sub start_nginx {
     die "nginx is already running\n" if $running;
     my $d = testdir();
     my $conf = write_config($http, %opts);
-    my ($status, $out) = run_cmd($NGINX, '-p', "$d/", '-c', $conf);
+    my ($status, $out) = _run_nginx('-p', "$d/", '-c', $conf);
     die "nginx failed to start (exit $status):\n$out" if $status;
     $running = 1;
     wait_until(sub { nginx_pid() && _port_answers() }, 10)
@@ -341,7 +393,7 @@ sub reload_nginx {
     my $conf = defined $http ? write_config($http, %opts) : "$d/nginx.conf";
     my @old = worker_pids();
     my %old = map { $_ => 1 } @old;
-    my ($status, $out) = run_cmd($NGINX, '-p', "$d/", '-c', $conf, '-s', 'reload');
+    my ($status, $out) = _run_nginx('-p', "$d/", '-c', $conf, '-s', 'reload');
     die "nginx -s reload failed (exit $status):\n$out" if $status;
     wait_until(sub { grep { !$old{$_} } worker_pids() }, 10)
         or die "no new nginx worker after reload\n";
@@ -556,8 +608,9 @@ sub _finish {
     my $log = $dir ? read_text("$dir/error.log") : undef;
     my @bad = grep { my $l = $_; grep { index($l, $_) >= 0 } @FORBIDDEN }
               split /\n/, $log // '';
+    push @bad, sanitizer_reports();
     Test::More::ok(!@bad, 'error.log has no alert, emerg, crash or sanitizer report')
-        or Test::More::diag(join "\n", 'offending error.log lines:',
+        or Test::More::diag(join "\n", 'offending lines (error.log, then sanitizer logs):',
                             @bad > 40 ? (@bad[0 .. 39], '...') : @bad);
 }
 
