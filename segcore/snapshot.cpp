@@ -2,10 +2,9 @@
 
 #include "segcore/segment_rules.h"
 
-#include <sys/stat.h>
-
 #include <cstring>
 
+#include "segcore/lmdb_check.h"
 #include "segcore/visitor_id.h"
 
 namespace segcore {
@@ -39,20 +38,20 @@ T required(const std::optional<T>& value, std::string_view what) {
 }  // namespace
 
 Snapshot::Snapshot(const std::string& dir) try : env_(dir, reader_options()) {
-    check_not_truncated();
+    std::string data_file = dir + "/data.mdb";
+    check_lmdb_header(data_file);
     env_.clear_stale_readers();
-    {
+    // Before LMDB reads a page: a corrupt file is refused, not a crash. The
+    // check reads the transaction's own meta page, which a writer committing
+    // twice meanwhile overwrites: then try a newer transaction.
+    for (int attempt = 1;; ++attempt) {
         Txn txn(env_, MDB_RDONLY);
-        meta_db_ = open_required(txn, schema::kMetaDb);
-        segments_db_ = open_required(txn, schema::kSegmentsDb);
-        profiles_db_ = open_required(txn, schema::kProfilesDb);
-        blocks_db_ = open_required(txn, schema::kBlocksDb);
-        try {
-            aliases_db_ = txn.open_db(schema::kAliasesDb);
-        } catch (const LmdbError& e) {
-            if (e.code() != MDB_NOTFOUND) throw;
+        if (check_lmdb_tree(data_file, mdb_txn_id(txn.get()))) {
+            open_databases(txn);
+            break;
         }
-        txn.commit();  // keeps the dbi handles open for later transactions
+        if (attempt == 3)
+            throw SnapshotError("data.mdb is corrupt or kept changing: its meta page does not match its transaction");
     }
     load_meta();
     load_catalogue();
@@ -65,10 +64,25 @@ Snapshot::Snapshot(const std::string& dir) try : env_(dir, reader_options()) {
     throw SnapshotError(e.what());
 } catch (const rules::RuleError& e) {
     throw SnapshotError(e.what());
+} catch (const LmdbFileError& e) {
+    throw SnapshotError(e.what());
 }
 
 Snapshot::~Snapshot() {
     if (reader_) mdb_txn_abort(reader_);
+}
+
+void Snapshot::open_databases(Txn& txn) {
+    meta_db_ = open_required(txn, schema::kMetaDb);
+    segments_db_ = open_required(txn, schema::kSegmentsDb);
+    profiles_db_ = open_required(txn, schema::kProfilesDb);
+    blocks_db_ = open_required(txn, schema::kBlocksDb);
+    try {
+        aliases_db_ = txn.open_db(schema::kAliasesDb);
+    } catch (const LmdbError& e) {
+        if (e.code() != MDB_NOTFOUND) throw;
+    }
+    txn.commit();  // keeps the dbi handles open for later transactions
 }
 
 SegmentRules* Snapshot::rules() noexcept { return rules_->empty() ? nullptr : rules_.get(); }
@@ -84,23 +98,6 @@ SnapshotUsage Snapshot::usage() const {
     usage.readers = info.me_numreaders;
     usage.max_readers = info.me_maxreaders;
     return usage;
-}
-
-// A read-only LMDB reader trusts the file to be as long as its meta page
-// says; touching a page past the end would kill the process with SIGBUS.
-void Snapshot::check_not_truncated() const {
-    MDB_envinfo info;
-    MDB_stat stat;
-    check_lmdb(mdb_env_info(env_.get(), &info), "mdb_env_info");
-    check_lmdb(mdb_env_stat(env_.get(), &stat), "mdb_env_stat");
-    int fd = -1;
-    check_lmdb(mdb_env_get_fd(env_.get(), &fd), "mdb_env_get_fd");
-    struct stat file;
-    if (fstat(fd, &file) != 0) throw SnapshotError("cannot stat data.mdb");
-    auto needed = static_cast<std::uint64_t>(info.me_last_pgno + 1) * stat.ms_psize;
-    if (static_cast<std::uint64_t>(file.st_size) < needed)
-        throw SnapshotError("data.mdb is truncated: " + std::to_string(file.st_size) +
-                            " bytes, its header needs " + std::to_string(needed));
 }
 
 void Snapshot::load_meta() {

@@ -162,7 +162,7 @@ private:
     };
     const Committed& committed(MDB_txn* txn);
 
-    void check_not_truncated() const;
+    void open_databases(Txn& txn);
     void check_profile_ids(const std::uint32_t* ids, std::size_t n) const;
     std::size_t verify_aliases(const Txn& txn) const;
     std::uint64_t read_generation(MDB_txn* txn) const;

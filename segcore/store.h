@@ -1,7 +1,7 @@
 // Follows ROOT/current and switches to a newly published snapshot without a
-// reload. The check is one stat(2), at most once per interval; a new snapshot
-// that fails to open is not retried until something new is published, and
-// the previous one stays in use.
+// reload. The check is a readlink(2) and a stat(2), at most once per
+// interval; a new snapshot that fails to open is not retried until something
+// new is published, and the previous one stays in use.
 #pragma once
 
 #include <sys/types.h>
@@ -27,12 +27,22 @@ public:
     std::uint64_t switched_at_ms() const noexcept { return switched_at_ms_; }
 
 private:
+    // The snapshot directory current points to. Its path (hashed: no
+    // allocation per check) counts too: a directory removed after it was
+    // refused can hand its inode number to a newer snapshot, which must not
+    // be taken for the refused one.
     struct Identity {
         dev_t dev = 0;
         ino_t ino = 0;
-        bool operator==(const Identity& o) const { return dev == o.dev && ino == o.ino; }
+        std::uint64_t path = 0;
+        bool same_directory(const Identity& o) const { return dev == o.dev && ino == o.ino; }
+        bool operator==(const Identity& o) const { return same_directory(o) && path == o.path; }
     };
 
+    // Writes the directory current points to into `out` (PATH_MAX bytes).
+    bool current_target(char* out) const;
+
+    std::string root_;
     std::string link_;
     std::uint64_t check_interval_ms_;
     std::uint64_t next_check_ms_ = 0;

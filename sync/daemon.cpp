@@ -105,6 +105,7 @@ private:
     std::vector<SourceRuntime> sources_;
     FeedPositions positions_;
     DaemonStatus status_;
+    std::string status_error_;  // the last status_failed logged; empty once a save works
     EventLog log_{std::cerr};
     bool failures_ = false;
 };
@@ -376,8 +377,11 @@ void Daemon::save_status() {
     for (const auto& s : sources_) status_.sources.push_back(s.status);
     try {
         write_status(root_, status_);
+        status_error_.clear();
     } catch (const std::exception& e) {
-        log_.error("status_failed", {{"error", e.what()}});
+        // Once per distinct failure: a full disk would log it at every poll.
+        if (status_error_ != e.what()) log_.error("status_failed", {{"error", e.what()}});
+        status_error_ = e.what();
     }
 }
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "segcore/lmdb.h"
+
 namespace segsync {
 
 // Where a record came from: the file as named on the command line, 1-based line.
@@ -54,6 +56,11 @@ using CancelCheck = std::function<bool()>;
 // An ImportError for a failed system call: "what: strerror(errno)". Read
 // errno before anything else can overwrite it.
 ImportError system_error(const std::string& what);
+
+// An ImportError for an LMDB write under `dir` that failed. A full disk
+// shows as ENOSPC, or as EIO when a write came up short (that is how LMDB
+// reports it), so the message then says that the disk is full.
+ImportError write_error(const segcore::LmdbError& e, const std::string& dir);
 
 // A JSON-escaped, length-capped rendering of untrusted text for messages, so
 // a hostile id cannot flood a log line or inject control characters.

@@ -175,7 +175,7 @@ struct Inputs {
         : segments(options.segments_path), profiles(options.profiles_path) {
         if (!options.aliases_path.empty()) aliases.emplace(options.aliases_path);
         if (!options.blocks_path.empty()) blocks.emplace(options.blocks_path);
-        if (!options.orders_path.empty()) NdjsonReader orders(options.orders_path);
+        if (!options.orders_path.empty()) orders_bytes = NdjsonReader(options.orders_path).size();
         catalogue = read_catalogue(segments);
         if (!options.experiments_path.empty()) {
             NdjsonReader reader(options.experiments_path);
@@ -189,6 +189,7 @@ struct Inputs {
     std::optional<NdjsonReader> blocks;
     Catalogue catalogue;
     std::optional<std::vector<segcore::experiments::ExperimentDef>> experiments;
+    std::uint64_t orders_bytes = 0;  // RFM attributes grow with it too
 };
 
 ImportResult import_checked(const ImportOptions& options, Inputs& inputs) {
@@ -199,7 +200,7 @@ ImportResult import_checked(const ImportOptions& options, Inputs& inputs) {
     extra.experiments = inputs.experiments ? &*inputs.experiments : nullptr;
     extra.bytes = inputs.segments.size() + inputs.profiles.size() +
                   (inputs.aliases ? inputs.aliases->size() : 0) +
-                  (inputs.blocks ? inputs.blocks->size() : 0);
+                  (inputs.blocks ? inputs.blocks->size() : 0) + inputs.orders_bytes;
     try {
         ImportResult result = import_locked(root, options, inputs.catalogue, inputs.profiles, extra);
         result.prune = prune_snapshots(root, options.keep);

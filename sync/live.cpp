@@ -39,6 +39,12 @@ LiveDb::LiveDb(const std::string& root, const MapPolicy& policy) : policy_(polic
     segcore::Env::Options options;
     options.max_readers = kMaxReaders;
     env_ = std::make_unique<segcore::Env>(dir_, options);
+    // A writer killed after writing its meta page but before publishing the
+    // new transaction id in lock.mdb leaves readers one commit behind (while
+    // nginx keeps lock.mdb open) until the next writer takes the lock and
+    // recovers it. Take it first, so the feed positions read next are the
+    // ones on disk and a committed batch is not applied a second time.
+    segcore::Txn(*env_, 0);
 }
 
 std::uint64_t LiveDb::generation() const {
@@ -110,7 +116,7 @@ std::uint64_t LiveDb::apply(const std::string& source, const std::string& feed,
                 throw ImportError("the database map is full at " + std::to_string(size / kMiB) +
                                   " MiB and may not grow further (max_map_size_mb); the live "
                                   "data is unchanged");
-            throw ImportError(std::string(e.what()) + "; the live data is unchanged");
+            throw ImportError(std::string(write_error(e, dir_).what()) + "; the live data is unchanged");
         }
     }
 }

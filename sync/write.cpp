@@ -124,12 +124,21 @@ void SnapshotWriter::put_experiment(const segcore::experiments::ExperimentDef& d
 }
 
 void SnapshotWriter::checkpoint() {
-    txn_->commit();
+    commit();
     txn_ = std::make_unique<segcore::Txn>(*env_, 0);
 }
 
+// Before the staging directory goes: afterwards the disk is no longer full.
+void SnapshotWriter::commit() {
+    try {
+        txn_->commit();
+    } catch (const segcore::LmdbError& e) {
+        throw write_error(e, dir_);
+    }
+}
+
 void SnapshotWriter::finish() {
-    txn_->commit();
+    commit();
     txn_.reset();
     env_.reset();
     // Workers only read data.mdb but must register in lock.mdb's reader table.

@@ -58,6 +58,8 @@ public:
 private:
     // false when `key` is already there.
     bool put_new(MDB_dbi dbi, std::string_view key, std::string_view value);
+    // Throws ImportError (write_error) when the commit fails.
+    void commit();
 
     std::string dir_;
     // Declared before txn_ so the transaction is gone before the env closes.

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <fstream>
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -179,4 +180,73 @@ TEST_CASE("a commit that cannot be written leaves the live data unchanged", "[de
     CHECK(generation(db) == 1);
     CHECK(dump(db, "profiles") == before);
     CHECK(segcore::Snapshot(db + "/current").verify().profiles == 2);
+}
+
+// kill -9 of the daemon after its commit wrote the meta page but before
+// LMDB published the transaction id in lock.mdb (held open by nginx):
+// LMDB's read transactions still see the previous commit until a writer
+// recovers the dead one's mutex. Simulated: a child commits a batch, then
+// dies holding the write mutex; lock.mdb's transaction id is set back.
+TEST_CASE("a batch committed by a writer killed mid-commit is not applied again", "[delta][crash]") {
+    fixture::TempDir tmp;
+    auto db = fixture::import_db(tmp, kProfiles);
+    auto dir = std::filesystem::canonical(db + "/current").string();
+    // Another process keeps the environment open, as nginx does, so nobody
+    // below is its first opener (who would rebuild lock.mdb from the file).
+    int ready[2];
+    REQUIRE(pipe(ready) == 0);
+    pid_t holder = fork();
+    if (holder == 0) {
+        segcore::Env env(dir, {});
+        (void) !write(ready[1], "x", 1);
+        pause();
+        _exit(0);
+    }
+    char byte;
+    REQUIRE(read(ready[0], &byte, 1) == 1);
+    segcore::Env reader(dir, {});
+    auto txnid = [&] {
+        segcore::Txn txn(reader, MDB_RDONLY);
+        return static_cast<std::uint64_t>(mdb_txn_id(txn.get()));
+    };
+    std::uint64_t before = txnid();
+    auto batch = write_file(tmp.path() + "/d.ndjson", enters(3));
+    pid_t child = fork();
+    if (child == 0) {
+        segsync::LiveDb live(db, {});
+        live.apply("drop", "0001.delta.ndjson", 0, [&](segsync::ProfileEditor& editor) {
+            segsync::NdjsonReader reader(batch);
+            segsync::apply_delta(reader, editor, nullptr);
+        });
+        segcore::Env env(dir, {});
+        MDB_txn* txn = nullptr;
+        mdb_txn_begin(env.get(), nullptr, 0, &txn);  // takes the write mutex
+        _exit(0);                                      // and dies holding it
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(txnid() == before + 1);
+    // lock.mdb's header: the transaction id sits after magic, format and the
+    // reader mutex; find it by value and set it back, as if never published.
+    std::fstream lock(dir + "/lock.mdb", std::ios::in | std::ios::out | std::ios::binary);
+    bool patched = false;
+    for (std::streamoff at = 8; at < 256 && !patched; at += 8) {
+        std::uint64_t value = 0;
+        lock.seekg(at);
+        lock.read(reinterpret_cast<char*>(&value), 8);
+        if (value != before + 1) continue;
+        lock.seekp(at);
+        lock.write(reinterpret_cast<const char*>(&before), 8);
+        patched = true;
+    }
+    lock.close();
+    REQUIRE(patched);
+    REQUIRE(txnid() == before);  // readers now see the previous commit
+
+    segsync::LiveDb live(db, {});
+    CHECK(live.feed_positions().at("drop") == "0001.delta.ndjson");
+    CHECK(live.generation() == 2);
+    CHECK(txnid() == before + 1);  // and so does every reader again
+    kill(holder, SIGKILL);
+    waitpid(holder, &status, 0);
 }

@@ -54,6 +54,18 @@ const std::string kScored =
     R"({"attributes":{"last_order_at":1709251200,"lifecycle":"at-risk","order_count":4,"order_total":40,"rfm_frequency":4,"rfm_monetary":2,"rfm_recency":2},"id":"d","kind":"known","segments":[]})" "\n"
     R"({"attributes":{"last_order_at":1672531200,"lifecycle":"lapsed","order_count":5,"order_total":1000.5,"rfm_frequency":5,"rfm_monetary":5,"rfm_recency":1},"id":"e","kind":"known","segments":[]})" "\n";
 
+// An import of one known vip profile ("b") with `orders`.
+segsync::ImportOptions import_with_orders(const fixture::TempDir& tmp, const std::string& orders) {
+    segsync::ImportOptions o;
+    o.db = tmp.path() + "/db";
+    o.segments_path = write_file(tmp.path() + "/in/segments.ndjson", R"({"name":"vip","priority":10})" "\n");
+    o.profiles_path = write_file(tmp.path() + "/in/profiles.ndjson",
+                                 R"({"id":"b","kind":"known","segments":["vip"]})" "\n");
+    o.orders_path = write_file(tmp.path() + "/in/orders.ndjson", orders);
+    o.as_of = kAsOf;
+    return o;
+}
+
 }  // namespace
 
 TEST_CASE("quintile scores count the cut points a value exceeds; ties score alike", "[rfm]") {
@@ -149,16 +161,22 @@ TEST_CASE("a bad order line rejects the whole feed, naming file and line", "[rfm
 
 TEST_CASE("segsync import --orders computes the attributes into the new snapshot", "[rfm][import]") {
     fixture::TempDir tmp;
-    segsync::ImportOptions o;
-    o.db = tmp.path() + "/db";
-    o.segments_path = write_file(tmp.path() + "/in/segments.ndjson", R"({"name":"vip","priority":10})" "\n");
-    o.profiles_path = write_file(tmp.path() + "/in/profiles.ndjson",
-                                 R"({"id":"b","kind":"known","segments":["vip"]})" "\n");
-    o.orders_path = write_file(tmp.path() + "/in/orders.ndjson", kOrders);
-    o.as_of = kAsOf;
-    auto result = segsync::run_import(o);
+    auto result = segsync::run_import(import_with_orders(tmp, kOrders));
     CHECK(result.profiles == 5);
     CHECK(result.attributes == 7);
     CHECK(result.rfm.customers == 5);
-    CHECK(dump(o.db, "profiles") == kScored);
+    CHECK(dump(tmp.path() + "/db", "profiles") == kScored);
+}
+
+TEST_CASE("the map of an import with orders is sized for the RFM attributes too", "[rfm][import][map]") {
+    fixture::TempDir tmp;
+    std::string orders;
+    for (int i = 0; i < 30000; ++i)
+        orders += R"({"customer":"cust-)" + std::to_string(i) + R"(","at":1717200000,"amount":)" +
+                  std::to_string(i % 500) + "}\n";
+    auto o = import_with_orders(tmp, orders);
+    o.min_map_size = std::size_t{1} << 20;  // the daemon's initial_map_size_mb 1
+    auto result = segsync::run_import(o);   // was MDB_MAP_FULL: the map ignored the orders
+    CHECK(result.rfm.customers == 30000);
+    CHECK(result.profiles == 30001);
 }

@@ -91,6 +91,51 @@ TEST_CASE("a store keeps its snapshot when the new one is broken", "[store]") {
     CHECK(store.current()->meta().generation == 3);
 }
 
+// A refused snapshot's directory, once pruned, can lend its inode number to
+// a later one; simulated by repairing the refused directory and publishing
+// it under a new name (same inode).
+TEST_CASE("a new snapshot on a refused one's inode number is opened", "[store]") {
+    auto root = fixture::temp_dir();
+    publish_generation(root, 1, {1});
+    segcore::Store store(root, 0);
+    REQUIRE(store.refresh(0).empty());
+
+    auto snapshots = segcore::layout::snapshots_dir(root);
+    std::filesystem::create_directories(snapshots + "/snap-2");
+    std::ofstream(snapshots + "/snap-2/data.mdb") << std::string(8192, '\0');
+    fixture::publish(root, "snap-2");
+    CHECK_THAT(store.refresh(1), Catch::Contains("keeping the previous snapshot"));
+
+    std::filesystem::remove(snapshots + "/snap-2/data.mdb");
+    std::filesystem::remove(snapshots + "/snap-2/lock.mdb");
+    std::filesystem::rename(snapshots + "/snap-2", snapshots + "/snap-3");
+    fixture::SnapshotSpec spec;
+    spec.generation = 3;
+    spec.segments = {fixture::segment(1, "vip", 10)};
+    fixture::write_snapshot(snapshots + "/snap-3", spec);
+    fixture::publish(root, "snap-3");
+    CHECK(store.refresh(2).empty());
+    REQUIRE(store.current());
+    CHECK(store.current()->meta().generation == 3);
+}
+
+// Opening the directory in use a second time, and closing one of the two,
+// would drop the process's LMDB reader lock on it (fcntl locks go with any
+// close): other processes' stale-reader checks would then free its slot.
+TEST_CASE("the snapshot in use is not opened again when the link names it another way", "[store]") {
+    auto root = fixture::temp_dir();
+    auto name = publish_generation(root, 1, {1});
+    segcore::Store store(root, 0);
+    REQUIRE(store.refresh(0).empty());
+    segcore::Snapshot* in_use = store.current();
+
+    auto link = segcore::layout::current_link(root);
+    std::filesystem::remove(link);
+    std::filesystem::create_directory_symlink(segcore::layout::snapshots_dir(root) + "/" + name, link);
+    CHECK(store.refresh(1).empty());
+    CHECK(store.current() == in_use);
+}
+
 TEST_CASE("a snapshot of the wrong schema version names both versions", "[store]") {
     auto dir = fixture::temp_dir() + "/snap";
     fixture::SnapshotSpec spec;

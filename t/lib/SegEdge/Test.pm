@@ -46,7 +46,8 @@ package SegEdge::Test;
 # Placeholders in templates: %%PORT%% (= %%PORT1%%), %%PORT2%% (a second free
 # port), %%TESTDIR%% (no trailing slash), %%MODULE%%. start_nginx/nginx_t take
 # options: workers => N (worker_processes, default 1), main => '...' (lines
-# at the main level, e.g. env or worker_rlimit_nofile), log_level => 'info'.
+# at the main level, e.g. env or worker_rlimit_nofile), log_level => 'info',
+# user => 'nobody nogroup' (the workers' user; default root when run as root).
 #
 # Functions (all exported):
 #   start_nginx($http, %opts) / stop_nginx() / reload_nginx([$http, %opts])
@@ -228,7 +229,7 @@ sub _config {
     my $workers = $opts{workers} // 1;
     my $level = $opts{log_level} // 'debug';
     my $errlog = $opts{error_log} // "$d/error.log";
-    my $user = $> == 0 ? "user root root;\n" : '';
+    my $user = $opts{user} ? "user $opts{user};\n" : $> == 0 ? "user root root;\n" : '';
     my $main = _expand($opts{main} // '');
     $http = _expand($http);
     return <<"EOF";
