@@ -184,11 +184,29 @@ struct ProfileRecord {
 // attributes is byte-for-byte the original v1 layout.
 std::string encode_profile(const std::vector<std::uint32_t>& segment_ids,
                            const std::vector<AttributeValue>& attributes = {});
+// The same into `out` (replacing its contents), for a writer that reuses one
+// buffer per record.
+void encode_profile(const std::uint32_t* segment_ids, std::size_t segment_count,
+                    const AttributeValue* attributes, std::size_t attribute_count, std::string& out);
 // Number of ids in a well-formed value, or nullopt. Cheap: length checks
 // only; the attribute section is skipped, not decoded.
 std::optional<std::size_t> profile_segment_count(std::string_view bytes);
 // Full decode (segsync, verify, dump), nullopt for a malformed value.
 std::optional<ProfileRecord> decode_profile_record(std::string_view bytes);
+// A profile value decoded in place, for walks over every profile: ids
+// copied, attribute texts pointing into the bytes, nothing allocated.
+struct ProfileView {
+    struct Attribute {
+        std::uint16_t id = 0;
+        AttributeView value;
+    };
+    std::uint32_t segment_ids[kMaxSegmentsPerProfile];
+    std::size_t segment_count = 0;
+    Attribute attributes[kMaxAttributesPerProfile];
+    std::size_t attribute_count = 0;
+};
+// decode_profile_record's checks; false for a malformed value.
+bool decode_profile_view(std::string_view bytes, ProfileView& out);
 // The value of attribute `id` in a profile value, read in place (no
 // allocation: used per request); false when absent or malformed.
 bool find_profile_attribute(std::string_view bytes, std::uint16_t id, AttributeView& out);

@@ -256,6 +256,9 @@ std::vector<BadInput> bad_inputs() {
         {"blank lines still count", "", "\n\n" + good + "{\n", false, 4, "invalid JSON"},
         {"non-object line", "", good + "[\"v-2\"]\n", false, 2, "expected a JSON object, got array"},
         {"non-object segment", "\"vip\"\n", "", true, 1, "expected a JSON object, got string"},
+        {"number no double holds", "", profile_line(kV1, "anonymous", "") + R"({"id":")" + kV2 +
+             R"(","kind":"anonymous","segments":[],"attributes":{"ltv":1e400}})" "\n",
+         false, 2, "invalid JSON: number overflow parsing '1e400'"},
         {"wrong type: id", "", R"({"id":42,"kind":"anonymous","segments":[]})" "\n", false, 1,
          R"(field "id" must be a string, got number)"},
         {"wrong type: priority", R"({"name":"vip","priority":"high"})" "\n", "", true, 1,
