@@ -139,7 +139,7 @@ template <typename Append>
 std::size_t append_sorted(KeyMerger& merger, SnapshotWriter& writer, const std::string& path,
                           const LoadOptions& options, Append append) {
     struct Batch {
-        BulkVector<char> records;
+        ByteBuffer records;
     };
     std::atomic<bool> merged{false};
     std::size_t count = 0;
@@ -155,8 +155,7 @@ std::size_t append_sorted(KeyMerger& merger, SnapshotWriter& writer, const std::
             }
             // After a repeat nothing more is written: the merge goes on only
             // to find the input's first repeat.
-            if (!merger.duplicate())
-                batch.records.insert(batch.records.end(), record.framed.begin(), record.framed.end());
+            if (!merger.duplicate()) batch.records.append(record.framed);
         }
     };
     auto take = [&](Batch& batch) {

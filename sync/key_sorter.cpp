@@ -40,8 +40,13 @@ constexpr std::size_t kPrefetchAhead = 8;
 // 8 key bytes from `from`, big-endian, zero-padded: ordering by these never
 // contradicts LMDB's order of keys that agree before `from`.
 std::uint64_t window_of(std::string_view key, std::size_t from) {
+    if (key.size() >= from + 8) {
+        std::uint64_t word;
+        std::memcpy(&word, key.data() + from, sizeof word);
+        return __builtin_bswap64(word);  // x86 and ARM Linux are little-endian
+    }
     unsigned char bytes[8] = {};
-    if (key.size() > from) std::memcpy(bytes, key.data() + from, std::min<std::size_t>(key.size() - from, 8));
+    if (key.size() > from) std::memcpy(bytes, key.data() + from, key.size() - from);
     std::uint64_t window = 0;
     for (unsigned char b : bytes) window = window << 8 | b;
     return window;
@@ -127,12 +132,22 @@ void free_buffer(void* data, std::size_t bytes) {
         munmap(data, bytes);
 }
 
-void append_framed(BulkVector<char>& out, std::string_view key, std::string_view value,
-                   std::uint64_t line) {
+ByteBuffer::~ByteBuffer() {
+    if (data_) free_buffer(data_, capacity_);
+}
+
+void ByteBuffer::reserve(std::size_t capacity) {
+    if (capacity <= capacity_) return;
+    char* data = static_cast<char*>(allocate_buffer(capacity));
+    if (size_ > 0) std::memcpy(data, data_, size_);
+    if (data_) free_buffer(data_, capacity_);
+    data_ = data;
+    capacity_ = capacity;
+}
+
+void append_framed(ByteBuffer& out, std::string_view key, std::string_view value, std::uint64_t line) {
     Header header{static_cast<std::uint32_t>(key.size()), static_cast<std::uint32_t>(value.size()), line};
-    std::size_t offset = out.size();
-    out.resize(offset + sizeof header + key.size() + value.size());
-    char* record = out.data() + offset;
+    char* record = out.extend(sizeof header + key.size() + value.size());
     std::memcpy(record, &header, sizeof header);
     std::memcpy(record + sizeof header, key.data(), key.size());
     std::memcpy(record + sizeof header + key.size(), value.data(), value.size());
@@ -254,7 +269,8 @@ public:
     }
 
 private:
-    static bool later(const SortedRun* a, const SortedRun* b) { return a->after(*b); }
+    // A lambda, not a function pointer, so the heap operations inline it.
+    static constexpr auto later = [](const SortedRun* a, const SortedRun* b) { return a->after(*b); };
 
     std::vector<std::unique_ptr<SortedRun>> runs_;
     std::vector<SortedRun*> heap_;  // runs not yet exhausted, smallest record on top
@@ -372,14 +388,16 @@ KeyMerger::~KeyMerger() = default;
 bool KeyMerger::next(FramedRecord& record) {
     while (const SortedRun* run = merge_->next()) {
         const FramedRecord& next = run->record;
-        if (started_ && next.key == previous_) {
+        std::string_view previous(previous_.data(), previous_.size());
+        if (started_ && next.key == previous) {
             // The first repeat of a key has its lowest repeated line.
             if (!repeated_ && (!duplicate_ || next.line < duplicate_->line))
-                duplicate_ = Duplicate{previous_, previous_line_, next.line};
+                duplicate_ = Duplicate{std::string(previous), previous_line_, next.line};
             repeated_ = true;
             continue;
         }
-        previous_.assign(next.key);
+        previous_.clear();
+        previous_.append(next.key);
         previous_line_ = next.line;
         started_ = true;
         repeated_ = false;

@@ -4,8 +4,10 @@
 // visitor ids rewrites most of the tree on every commit.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,6 +51,38 @@ struct BufferAllocator {
 template <typename T>
 using BulkVector = std::vector<T, BufferAllocator<T>>;
 
+// Bytes appended to a reused buffer: no zeroing first (unlike a vector's
+// resize), and large ones on allocate_buffer's pages.
+class ByteBuffer {
+public:
+    ByteBuffer() = default;
+    ~ByteBuffer();
+    ByteBuffer(const ByteBuffer&) = delete;
+    ByteBuffer& operator=(const ByteBuffer&) = delete;
+
+    // Grows the capacity to at least `capacity`, keeping the contents.
+    void reserve(std::size_t capacity);
+    // `n` more bytes at the end, for the caller to write.
+    char* extend(std::size_t n) {
+        if (size_ + n > capacity_) reserve(std::max(size_ + n, 2 * capacity_));
+        char* end = data_ + size_;
+        size_ += n;
+        return end;
+    }
+    void append(std::string_view bytes) {
+        if (!bytes.empty()) std::memcpy(extend(bytes.size()), bytes.data(), bytes.size());
+    }
+    void clear() noexcept { size_ = 0; }
+    const char* data() const noexcept { return data_; }
+    std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return capacity_; }
+
+private:
+    char* data_ = nullptr;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+};
+
 // A record as KeySorter frames it in memory and in its run files.
 struct FramedRecord {
     std::string_view key;
@@ -56,8 +90,7 @@ struct FramedRecord {
     std::uint64_t line = 0;
     std::string_view framed;  // all of it, as framed: to copy it on at once
 };
-void append_framed(BulkVector<char>& out, std::string_view key, std::string_view value,
-                   std::uint64_t line);
+void append_framed(ByteBuffer& out, std::string_view key, std::string_view value, std::uint64_t line);
 // The record at `offset` in `framed`; moves `offset` past it.
 FramedRecord read_framed(const char* framed, std::size_t& offset);
 
@@ -91,7 +124,7 @@ private:
     void merge_runs();
 
     std::string dir_;
-    BulkVector<char> arena_;     // the current chunk's records, framed
+    ByteBuffer arena_;           // the current chunk's records, framed
     BulkVector<Entry> entries_;  // and their index, sorted before a spill
     BulkVector<Entry> scratch_;  // the radix sort's other half
     struct RunFile {
@@ -129,7 +162,7 @@ public:
 
 private:
     std::unique_ptr<RunMerge> merge_;
-    std::string previous_;  // the last key returned
+    ByteBuffer previous_;  // the last key returned
     std::uint64_t previous_line_ = 0;
     bool started_ = false;
     bool repeated_ = false;
