@@ -26,11 +26,13 @@ namespace schema = segcore::schema;
 constexpr std::size_t kParseThreads = 2;
 // Lines parsed before the parsing threads start (see parse_all).
 constexpr std::size_t kFirstLines = 1000;
-// Blocks of lines in flight: enough to keep every thread busy.
-constexpr std::size_t kBlocksInFlight = 2 * kParseThreads + 1;
-// Sorted records handed to the writing thread at a time.
-constexpr std::size_t kBatchBytes = 256 * 1024;
-constexpr std::size_t kBatchesInFlight = 4;
+// Blocks of lines in flight: enough to keep every thread busy while this
+// one waits for the next block in order.
+constexpr std::size_t kBlocksInFlight = 4 * kParseThreads;
+// Sorted records handed to the writing thread at a time, and batches in
+// flight: the merge goes on while a checkpoint commit waits for the disk.
+constexpr std::size_t kBatchBytes = 512 * 1024;
+constexpr std::size_t kBatchesInFlight = 8;
 // Records per staging commit: bounds LMDB's dirty pages in memory.
 constexpr std::size_t kCheckpointEvery = 250000;
 
