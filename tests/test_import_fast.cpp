@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -402,44 +403,38 @@ TEST_CASE("a repeated visitor is reported where it repeats, unless a bad line co
     const std::string first = fixture::visitor_id("first-repeat");
     const std::string second = fixture::visitor_id("second-repeat");
     const std::string bad = "{\"id\":\"v-1\",\"kind\":\"anonymous\",\"segments\":[]}";
+    // The error of importing `lines` with `changes` (0-based index -> text)
+    // and what it must be, given the file's path.
+    auto check = [&](std::map<std::size_t, std::string> changes, std::size_t sort_memory,
+                     const std::function<std::string(const std::string&)>& expected) {
+        auto copy = lines;
+        for (const auto& [index, text] : changes) copy[index] = text;
+        TempDir tmp;
+        CHECK(import_error(tmp, copy, sort_memory) == expected(tmp.path() + "/profiles.ndjson"));
+    };
+    auto repeat = [&](std::size_t line, const std::string& id, std::size_t first_line) {
+        return [=](const std::string& file) {
+            return file + ":" + std::to_string(line) + ": duplicate visitor: anonymous id \"" + id +
+                   "\" (first on line " + std::to_string(first_line) + ")";
+        };
+    };
     for (std::size_t sort_memory : {std::size_t{96} << 20, std::size_t{256} << 10}) {
         INFO("sort memory " << sort_memory);
-        {
-            // Two repeats: the one whose repeat comes first wins, wherever
-            // its first line is.
-            auto copy = lines;
-            copy[19] = profile(second);
-            copy[27999] = profile(second, ",\"attributes\":{\"score\":1}");
-            copy[99] = profile(first);
-            copy[20999] = profile(first);
-            TempDir tmp;
-            CHECK(import_error(tmp, copy, sort_memory) ==
-                  tmp.path() + "/profiles.ndjson:21000: duplicate visitor: anonymous id \"" + first +
-                      "\" (first on line 100)");
-        }
-        {
-            // A slow line (an escape) and a fast one name the same visitor.
-            auto copy = lines;
-            copy[4] = "{\"id\":\"" + first + "\",\"kind\":\"anon\\u0079mous\",\"segments\":[]}";
-            copy[15000] = profile(first);
-            TempDir tmp;
-            CHECK(import_error(tmp, copy, sort_memory) ==
-                  tmp.path() + "/profiles.ndjson:15001: duplicate visitor: anonymous id \"" + first +
-                      "\" (first on line 5)");
-        }
-        {
-            auto copy = lines;
-            copy[99] = profile(first);
-            copy[20999] = profile(first);
-            copy[25999] = bad;  // after the repeat: the repeat is reported
-            TempDir tmp;
-            CHECK_THAT(import_error(tmp, copy, sort_memory), Catch::StartsWith(tmp.path() + "/profiles.ndjson:21000: duplicate visitor"));
-            copy[25999] = lines[25999];
-            copy[9999] = bad;  // before it: the bad line is
-            TempDir again;
-            CHECK(import_error(again, copy, sort_memory) ==
-                  full_error(bad, 10000, again.path() + "/profiles.ndjson"));
-        }
+        // Two repeats: the one whose repeat comes first wins, wherever its
+        // first line is.
+        check({{19, profile(second)}, {27999, profile(second, ",\"attributes\":{\"score\":1}")},
+               {99, profile(first)}, {20999, profile(first)}},
+              sort_memory, repeat(21000, first, 100));
+        // A slow line (an escape) and a fast one name the same visitor.
+        check({{4, "{\"id\":\"" + first + "\",\"kind\":\"anon\\u0079mous\",\"segments\":[]}"},
+               {15000, profile(first)}},
+              sort_memory, repeat(15001, first, 5));
+        // A bad line after the repeat: the repeat is reported; before it:
+        // the bad line is.
+        check({{99, profile(first)}, {20999, profile(first)}, {25999, bad}}, sort_memory,
+              repeat(21000, first, 100));
+        check({{99, profile(first)}, {20999, profile(first)}, {9999, bad}}, sort_memory,
+              [&](const std::string& file) { return full_error(bad, 10000, file); });
     }
 }
 
