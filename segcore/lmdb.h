@@ -106,8 +106,8 @@ public:
     bool seek(std::string_view key);
     // Moves to the last key; false when the database is empty.
     bool last();
-    // Writes through a write transaction's cursor. With MDB_APPEND, LMDB
-    // goes on from where the cursor is rather than searching from the root.
+    // Writes through a write transaction's cursor (MDB_APPEND: keys in
+    // ascending order, each page written once).
     void put(std::string_view key, std::string_view value, unsigned flags);
     std::string_view key() const { return as_view(key_); }
     std::string_view value() const { return as_view(value_); }
