@@ -1,5 +1,10 @@
 #include "segcore/lmdb.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+
 #include "segcore/schema.h"
 
 namespace segcore {
@@ -33,6 +38,21 @@ int Env::clear_stale_readers() {
     int dead = 0;
     check_lmdb(mdb_reader_check(env_, &dead), "mdb_reader_check");
     return dead;
+}
+
+void PageReleaser::read(std::string_view bytes) {
+    constexpr std::size_t kReleaseEvery = std::size_t{1} << 16;  // reads
+    auto begin = reinterpret_cast<std::uintptr_t>(bytes.data());
+    low_ = std::min(low_, begin);
+    high_ = std::max(high_, begin + bytes.size());
+    if (++reads_ % kReleaseEvery != 0) return;
+    // The map is one mapping, so every page between two addresses in it is
+    // mapped too. Advice: a failure changes nothing.
+    auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+    std::uintptr_t start = low_ & ~(page - 1);
+    madvise(reinterpret_cast<void*>(start), high_ - start, MADV_DONTNEED);
+    low_ = UINTPTR_MAX;
+    high_ = 0;
 }
 
 Txn::Txn(const Env& env, unsigned flags) {
@@ -96,12 +116,27 @@ Cursor::Cursor(const Txn& txn, MDB_dbi dbi) {
 
 Cursor::~Cursor() { mdb_cursor_close(cursor_); }
 
-bool Cursor::next() {
-    int rc = mdb_cursor_get(cursor_, &key_, &value_, started_ ? MDB_NEXT : MDB_FIRST);
+bool Cursor::next() { return position(started_ ? MDB_NEXT : MDB_FIRST); }
+
+bool Cursor::seek(std::string_view key) {
+    key_ = as_val(key);
+    return position(MDB_SET_RANGE);
+}
+
+bool Cursor::last() { return position(MDB_LAST); }
+
+bool Cursor::position(MDB_cursor_op op) {
+    int rc = mdb_cursor_get(cursor_, &key_, &value_, op);
     started_ = true;
     if (rc == MDB_NOTFOUND) return false;
     check_lmdb(rc, "mdb_cursor_get");
     return true;
+}
+
+void Cursor::put(std::string_view key, std::string_view value, unsigned flags) {
+    MDB_val k = as_val(key);
+    MDB_val v = as_val(value);
+    check_lmdb(mdb_cursor_put(cursor_, &k, &v, flags), "mdb_cursor_put");
 }
 
 }  // namespace segcore

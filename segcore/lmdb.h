@@ -4,6 +4,8 @@
 
 #include <lmdb.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -75,6 +77,21 @@ private:
     MDB_txn* txn_ = nullptr;
 };
 
+// For a walk over a whole database: unmaps the map pages it has read, now
+// and then (madvise MADV_DONTNEED), so its resident size stays flat however
+// large the file. LMDB maps the file shared, so nothing is lost: a page
+// touched again comes back from the page cache.
+class PageReleaser {
+public:
+    // `bytes` points into the map (a key or value just read).
+    void read(std::string_view bytes);
+
+private:
+    std::uintptr_t low_ = UINTPTR_MAX;  // the span read since the last release
+    std::uintptr_t high_ = 0;
+    std::size_t reads_ = 0;
+};
+
 // Walks a database in key order; key()/value() valid until the next step.
 class Cursor {
 public:
@@ -84,10 +101,20 @@ public:
     Cursor& operator=(const Cursor&) = delete;
 
     bool next();
+    // Moves to the first key >= `key` (next() goes on from there); false when
+    // there is none.
+    bool seek(std::string_view key);
+    // Moves to the last key; false when the database is empty.
+    bool last();
+    // Writes through a write transaction's cursor (MDB_APPEND: keys in
+    // ascending order, each page written once).
+    void put(std::string_view key, std::string_view value, unsigned flags);
     std::string_view key() const { return as_view(key_); }
     std::string_view value() const { return as_view(value_); }
 
 private:
+    bool position(MDB_cursor_op op);
+
     MDB_cursor* cursor_ = nullptr;
     MDB_val key_{};
     MDB_val value_{};

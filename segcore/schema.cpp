@@ -216,23 +216,44 @@ std::optional<AttributeDef> decode_attribute(std::uint16_t id, std::string_view 
 std::string encode_profile(const std::vector<std::uint32_t>& segment_ids,
                            const std::vector<AttributeValue>& attributes) {
     std::string out;
-    out.reserve(2 + 4 * segment_ids.size());
-    put_le(out, segment_ids.size(), 2);
-    for (auto id : segment_ids) put_le(out, id, 4);
-    if (attributes.empty()) return out;
-    put_le(out, attributes.size(), 2);
-    for (const auto& a : attributes) {
-        put_le(out, a.id, 2);
-        out.push_back(static_cast<char>(a.type));
-        if (a.type == AttributeType::text) {
-            put_text(out, a.text);
+    encode_profile(segment_ids.data(), segment_ids.size(), attributes.data(), attributes.size(), out);
+    return out;
+}
+
+namespace {
+
+char* store_le(char* p, std::uint64_t value, int bytes) {
+    for (int i = 0; i < bytes; ++i) *p++ = static_cast<char>((value >> (8 * i)) & 0xff);
+    return p;
+}
+
+}  // namespace
+
+// Sized first and written in place: segsync encodes millions of these.
+void encode_profile(const std::uint32_t* segment_ids, std::size_t segment_count,
+                    const AttributeValue* attributes, std::size_t attribute_count, std::string& out) {
+    const AttributeValue* attributes_end = attributes + attribute_count;
+    std::size_t size = 2 + 4 * segment_count + (attribute_count ? 2 : 0);
+    for (const auto* a = attributes; a != attributes_end; ++a)
+        size += 3 + (a->type == AttributeType::text ? 2 + a->text.size() : 8);
+    out.resize(size);
+    char* p = store_le(out.data(), segment_count, 2);
+    for (std::size_t i = 0; i < segment_count; ++i) p = store_le(p, segment_ids[i], 4);
+    if (attribute_count == 0) return;
+    p = store_le(p, attribute_count, 2);
+    for (const auto* a = attributes; a != attributes_end; ++a) {
+        p = store_le(p, a->id, 2);
+        *p++ = static_cast<char>(a->type);
+        if (a->type == AttributeType::text) {
+            p = store_le(p, a->text.size(), 2);
+            std::memcpy(p, a->text.data(), a->text.size());
+            p += a->text.size();
         } else {
             std::uint64_t bits;
-            std::memcpy(&bits, &a.number, sizeof bits);
-            put_le(out, bits, 8);
+            std::memcpy(&bits, &a->number, sizeof bits);
+            p = store_le(p, bits, 8);
         }
     }
-    return out;
 }
 
 std::optional<std::size_t> profile_segment_count(std::string_view bytes) {
@@ -269,38 +290,38 @@ bool take_attribute_view(std::string_view& bytes, std::uint16_t& id, AttributeVi
     return true;
 }
 
-std::optional<AttributeValue> take_attribute(std::string_view& bytes) {
-    AttributeValue value;
-    AttributeView view;
-    if (!take_attribute_view(bytes, value.id, view)) return std::nullopt;
-    value.type = view.type;
-    value.number = view.number;
-    value.text = std::string(view.text);
-    return value;
-}
-
 }  // namespace
 
 std::optional<ProfileRecord> decode_profile_record(std::string_view bytes) {
-    auto count = profile_segment_count(bytes);
-    if (!count) return std::nullopt;
+    ProfileView view;
+    if (!decode_profile_view(bytes, view)) return std::nullopt;
     ProfileRecord record;
-    record.segment_ids.resize(*count);
-    decode_profile(bytes, record.segment_ids.data(), *count);
+    record.segment_ids.assign(view.segment_ids, view.segment_ids + view.segment_count);
+    for (std::size_t i = 0; i < view.attribute_count; ++i) {
+        const auto& a = view.attributes[i];
+        record.attributes.push_back({a.id, a.value.type, a.value.number, std::string(a.value.text)});
+    }
+    return record;
+}
+
+bool decode_profile_view(std::string_view bytes, ProfileView& view) {
+    auto count = profile_segment_count(bytes);
+    if (!count) return false;
+    view.segment_count = decode_profile(bytes, view.segment_ids, *count);
+    view.attribute_count = 0;
     bytes.remove_prefix(2 + 4 * *count);
-    if (bytes.empty()) return record;
+    if (bytes.empty()) return true;
     auto attributes = static_cast<std::size_t>(get_le(bytes.data(), 2));
     bytes.remove_prefix(2);
-    if (attributes == 0 || attributes > kMaxAttributesPerProfile) return std::nullopt;
+    if (attributes == 0 || attributes > kMaxAttributesPerProfile) return false;
     for (std::size_t i = 0; i < attributes; ++i) {
-        auto value = take_attribute(bytes);
-        if (!value || value->id == 0) return std::nullopt;
-        if (!record.attributes.empty() && record.attributes.back().id >= value->id)
-            return std::nullopt;
-        record.attributes.push_back(std::move(*value));
+        auto& attribute = view.attributes[i];
+        attribute.value = AttributeView{};
+        if (!take_attribute_view(bytes, attribute.id, attribute.value) || attribute.id == 0) return false;
+        if (i > 0 && view.attributes[i - 1].id >= attribute.id) return false;
     }
-    if (!bytes.empty()) return std::nullopt;
-    return record;
+    view.attribute_count = attributes;
+    return bytes.empty();
 }
 
 AttributeReader::AttributeReader(std::string_view bytes) noexcept {

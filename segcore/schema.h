@@ -184,6 +184,10 @@ struct ProfileRecord {
 // attributes is byte-for-byte the original v1 layout.
 std::string encode_profile(const std::vector<std::uint32_t>& segment_ids,
                            const std::vector<AttributeValue>& attributes = {});
+// The same into `out` (replacing its contents), for a writer that reuses one
+// buffer per record.
+void encode_profile(const std::uint32_t* segment_ids, std::size_t segment_count,
+                    const AttributeValue* attributes, std::size_t attribute_count, std::string& out);
 // Number of ids in a well-formed value, or nullopt. Cheap: length checks
 // only; the attribute section is skipped, not decoded.
 std::optional<std::size_t> profile_segment_count(std::string_view bytes);
@@ -200,6 +204,20 @@ private:
     std::string_view rest_;
     std::size_t left_ = 0;
 };
+// A profile value decoded in place, for walks over every profile: ids
+// copied, attribute texts pointing into the bytes, nothing allocated.
+struct ProfileView {
+    struct Attribute {
+        std::uint16_t id = 0;
+        AttributeView value;
+    };
+    std::uint32_t segment_ids[kMaxSegmentsPerProfile];
+    std::size_t segment_count = 0;
+    Attribute attributes[kMaxAttributesPerProfile];
+    std::size_t attribute_count = 0;
+};
+// decode_profile_record's checks; false for a malformed value.
+bool decode_profile_view(std::string_view bytes, ProfileView& out);
 // Copies at most out_capacity ids; returns how many were copied. The value
 // must have passed profile_segment_count.
 std::size_t decode_profile(std::string_view bytes, std::uint32_t* out, std::size_t out_capacity);

@@ -3,6 +3,8 @@
 #include "segcore/segment_rules.h"
 
 #include <cstring>
+#include <future>
+#include <memory>
 
 #include "segcore/lmdb_check.h"
 #include "segcore/visitor_id.h"
@@ -342,29 +344,88 @@ SnapshotCounts Snapshot::verify() const {
             ++counts.segments;
         }
     }
-    std::unordered_map<std::uint16_t, schema::AttributeType> attribute_types;
+    AttributeTypes attribute_types;
     if (auto dbi = txn.open_existing_db(schema::kAttributesDb))
         attribute_types = verify_attributes(txn, *dbi);
     counts.attributes = attribute_types.size();
-    Cursor profiles(txn, profiles_db_);
-    while (profiles.next()) {
-        if (!schema::decode_visitor_key_kind(profiles.key()))
-            throw SnapshotError("malformed profile key");
-        auto record = schema::decode_profile_record(profiles.value());
-        if (!record) throw SnapshotError("malformed profile record");
-        check_profile_ids(record->segment_ids.data(), record->segment_ids.size());
-        for (const auto& attribute : record->attributes) {
-            auto type = attribute_types.find(attribute.id);
-            if (type == attribute_types.end() || type->second != attribute.type)
-                throw SnapshotError("profile names unknown attribute id " +
-                                    std::to_string(attribute.id) + " or stores the wrong type");
-        }
-        ++counts.profiles;
-    }
+    counts.profiles = verify_profiles(txn, attribute_types);
     counts.aliases = verify_aliases(txn);
     verify_blocks(txn, counts);
     counts.experiments = experiments_.all().size();  // checked when opened
     return counts;
+}
+
+namespace {
+
+// A key about halfway between `low` and `high` when keys are spread evenly
+// (random visitor ids), to walk a database in two halves at once; empty
+// when they agree on their first 8 differing bytes' worth.
+std::string middle_key(std::string_view low, std::string_view high) {
+    std::size_t shared = 0;
+    while (shared < low.size() && shared < high.size() && low[shared] == high[shared]) ++shared;
+    auto window = [shared](std::string_view key) {
+        std::uint64_t w = 0;
+        for (std::size_t i = shared; i < shared + 8; ++i)
+            w = w << 8 | (i < key.size() ? static_cast<unsigned char>(key[i]) : 0u);
+        return w;
+    };
+    std::uint64_t a = window(low), b = window(high);
+    if (b <= a || b - a < 2) return {};
+    std::uint64_t middle = a + (b - a) / 2;
+    std::string key(low.substr(0, shared));
+    for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(middle >> shift));
+    return key;
+}
+
+}  // namespace
+
+// The two halves at once: on a large snapshot the profiles are most of the
+// work.
+std::size_t Snapshot::verify_profiles(const Txn& txn, const AttributeTypes& types) const {
+    std::string middle;
+    {
+        Cursor first(txn, profiles_db_), last(txn, profiles_db_);
+        if (first.next() && last.last()) middle = middle_key(first.key(), last.key());
+    }
+    if (middle.empty()) return verify_profiles(txn, types, {}, {});
+    // The second half in a read transaction of its own on another thread. It
+    // must see what `txn` sees (a live database may have moved on), or this
+    // thread walks that half too.
+    auto second = std::async(std::launch::async, [&]() -> std::optional<std::size_t> {
+        Txn own(env_, MDB_RDONLY);
+        if (mdb_txn_id(own.get()) != mdb_txn_id(txn.get())) return std::nullopt;
+        return verify_profiles(own, types, middle, {});
+    });
+    std::size_t count = verify_profiles(txn, types, {}, middle);  // on a throw, ~future waits
+    auto rest = second.get();
+    return count + (rest ? *rest : verify_profiles(txn, types, middle, {}));
+}
+
+// The profiles from `from` up to `to`, excluded (empty: from the first, to
+// the last), each decoded and checked; returns how many.
+std::size_t Snapshot::verify_profiles(const Txn& txn, const AttributeTypes& types,
+                                      std::string_view from, std::string_view to) const {
+    Cursor profiles(txn, profiles_db_);
+    auto view = std::make_unique<schema::ProfileView>();
+    PageReleaser pages;
+    std::size_t count = 0;
+    for (bool more = from.empty() ? profiles.next() : profiles.seek(from);
+         more && (to.empty() || profiles.key() < to); more = profiles.next()) {
+        if (!schema::decode_visitor_key_kind(profiles.key())) throw SnapshotError("malformed profile key");
+        if (!schema::decode_profile_view(profiles.value(), *view))
+            throw SnapshotError("malformed profile record");
+        check_profile_ids(view->segment_ids, view->segment_count);
+        for (std::size_t i = 0; i < view->attribute_count; ++i) {
+            const auto& attribute = view->attributes[i];
+            auto type = types.find(attribute.id);
+            if (type == types.end() || type->second != attribute.value.type)
+                throw SnapshotError("profile names unknown attribute id " + std::to_string(attribute.id) +
+                                    " or stores the wrong type");
+        }
+        pages.read(profiles.value());
+        ++count;
+    }
+    return count;
 }
 
 // Only ids the module can read from a cookie can be aliased, and each to a
@@ -372,11 +433,13 @@ SnapshotCounts Snapshot::verify() const {
 std::size_t Snapshot::verify_aliases(const Txn& txn) const {
     if (!aliases_db_) return 0;
     std::size_t count = 0;
+    PageReleaser pages;
     Cursor aliases(txn, *aliases_db_);
     while (aliases.next()) {
         if (!is_visitor_id(aliases.key())) throw SnapshotError("malformed alias key");
         if (aliases.value().empty() || aliases.value().size() > schema::kMaxVisitorIdSize)
             throw SnapshotError("malformed alias record");
+        pages.read(aliases.value());
         ++count;
     }
     return count;

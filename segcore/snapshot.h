@@ -164,6 +164,10 @@ private:
 
     void open_databases(Txn& txn);
     void check_profile_ids(const std::uint32_t* ids, std::size_t n) const;
+    using AttributeTypes = std::unordered_map<std::uint16_t, schema::AttributeType>;
+    std::size_t verify_profiles(const Txn& txn, const AttributeTypes& types) const;
+    std::size_t verify_profiles(const Txn& txn, const AttributeTypes& types, std::string_view from,
+                                std::string_view to) const;
     std::size_t verify_aliases(const Txn& txn) const;
     std::uint64_t read_generation(MDB_txn* txn) const;
     void load_meta();

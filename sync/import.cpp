@@ -5,6 +5,7 @@
 
 #include "segcore/layout.h"
 #include "segcore/lmdb.h"
+#include "sync/bulk_load.h"
 #include "sync/editor.h"
 #include "sync/experiments.h"
 #include "sync/progress.h"
@@ -28,18 +29,13 @@ Catalogue read_catalogue(NdjsonReader& reader) {
     return catalogue;
 }
 
-[[noreturn]] void reject_duplicate(const NdjsonReader& reader, std::string message,
-                                   std::optional<std::size_t> first) {
-    if (first) message += " (first on line " + std::to_string(*first) + ")";
-    throw ImportError(reader.where(), message);
-}
-
 constexpr std::size_t kCancelEvery = 4096;
 // Records per staging commit: bounds memory (dirty pages) on huge imports.
 constexpr std::size_t kCheckpointEvery = 250000;
 
 // Streams `reader` through `put`, which validates and writes one record or
-// throws ImportError. Returns the number of records written.
+// throws ImportError. Returns the number of records written. (Profiles and
+// aliases, the large files, go through sync/bulk_load.h.)
 template <typename Put>
 std::size_t write_records(NdjsonReader& reader, SnapshotWriter& writer,
                           const ImportOptions& options, Put put) {
@@ -59,30 +55,6 @@ std::size_t write_records(NdjsonReader& reader, SnapshotWriter& writer,
     }
     progress.finish(reader.lines(), reader.offset());
     return count;
-}
-
-std::size_t write_profiles(NdjsonReader& reader, const Catalogue& catalogue,
-                           AttributeCatalogue& attributes, SnapshotWriter& writer,
-                           const ImportOptions& options) {
-    return write_records(reader, writer, options, [&](const nlohmann::json& object) {
-        Profile profile = parse_profile(object, catalogue, attributes, reader.where());
-        if (writer.put_profile(profile)) return;
-        const Visitor& visitor = profile.visitor;
-        reject_duplicate(reader,
-                         "duplicate visitor: " + std::string(segcore::schema::to_string(visitor.kind)) +
-                             " id " + quote(visitor.id),
-                         find_profile_line(reader.path(), visitor, reader.lines()));
-    });
-}
-
-std::size_t write_aliases(NdjsonReader& reader, SnapshotWriter& writer,
-                          const ImportOptions& options) {
-    return write_records(reader, writer, options, [&](const nlohmann::json& object) {
-        Alias alias = parse_alias(object, reader.where());
-        if (writer.put_alias(alias)) return;
-        reject_duplicate(reader, "duplicate alias: anonymous id " + quote(alias.anonymous),
-                         find_alias_line(reader.path(), alias.anonymous, reader.lines()));
-    });
 }
 
 std::size_t write_blocks(NdjsonReader& reader, const Catalogue& catalogue, SnapshotWriter& writer,
@@ -133,10 +105,11 @@ SnapshotExpectation build_snapshot(const std::string& dir, const ImportOptions& 
     if (extra.blocks)
         expected.blocks = write_blocks(*extra.blocks, catalogue, writer, options, extra.experiments);
     AttributeCatalogue attributes;
-    expected.profiles = write_profiles(profiles, catalogue, attributes, writer, options);
+    LoadOptions load{dir, options.progress, options.cancelled};
+    expected.profiles = load_profiles(profiles, catalogue, attributes, writer, load);
     writer.put_attributes(attributes.added());
     expected.attributes = attributes.size();
-    if (extra.aliases) expected.aliases = write_aliases(*extra.aliases, writer, options);
+    if (extra.aliases) expected.aliases = load_aliases(*extra.aliases, writer, load);
     if (!options.orders_path.empty()) {
         ProfileEditor editor(writer.txn());
         std::int64_t as_of = options.as_of ? options.as_of : std::time(nullptr);

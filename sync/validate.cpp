@@ -8,7 +8,6 @@
 #include "segcore/block_scanner.h"
 #include "segcore/rules.h"
 #include "segcore/visitor_id.h"
-#include "sync/sources.h"
 
 namespace segsync {
 namespace {
@@ -183,23 +182,6 @@ std::string known_id(const json& object, const Location& where) {
         throw ImportError(where, "known id of " + std::to_string(id.size()) + " bytes, at most " +
                                      std::to_string(schema::kMaxVisitorIdSize));
     return id;
-}
-
-// The first record before line `before` of `path` that `matches`, found by
-// reading the file again: only done on the error path, so imports never keep
-// ids in memory.
-std::optional<std::size_t> find_line(const std::string& path, std::size_t before,
-                                     const std::function<bool(const json&, const Location&)>& matches) {
-    try {
-        NdjsonReader reader(path);
-        Record record;
-        while (reader.next(record) && record.line < before)
-            if (matches(record.object, reader.where())) return record.line;
-    } catch (const ImportError&) {
-        // The file changed under us; the caller reports the duplicate without
-        // the earlier line.
-    }
-    return std::nullopt;
 }
 
 }  // namespace
@@ -387,14 +369,6 @@ void BlockIndex::add(const BlockContent& content, const Catalogue& catalogue, co
     names_.insert(content.block);
 }
 
-std::optional<std::size_t> find_profile_line(const std::string& path, const Visitor& visitor,
-                                             std::size_t before) {
-    return find_line(path, before, [&](const json& object, const Location& where) {
-        Visitor seen = parse_visitor(object, where);
-        return seen.kind == visitor.kind && seen.id == visitor.id;
-    });
-}
-
 Alias parse_alias(const json& object, const Location& where) {
     check_fields(object, {"anonymous", "known"}, where);
     Alias alias;
@@ -402,13 +376,6 @@ Alias parse_alias(const json& object, const Location& where) {
     check_anonymous_id(alias.anonymous, where);
     alias.known = known_id(object, where);
     return alias;
-}
-
-std::optional<std::size_t> find_alias_line(const std::string& path, std::string_view anonymous,
-                                           std::size_t before) {
-    return find_line(path, before, [&](const json& object, const Location& where) {
-        return parse_alias(object, where).anonymous == anonymous;
-    });
 }
 
 }  // namespace segsync

@@ -143,12 +143,6 @@ private:
     std::set<std::string, std::less<>> names_;
 };
 
-// The line of the first profile for `visitor` in `path` before line `before`,
-// found by reading the file again. Only called on the error path, so the
-// import itself never keeps visitor ids in memory.
-std::optional<std::size_t> find_profile_line(const std::string& path, const Visitor& visitor,
-                                             std::size_t before);
-
 // One line of the aliases file: this anonymous visitor is that known one.
 // The known id need not have a profile (yet): resolution then applies the
 // anonymous profile's segments and reports the visitor as known.
@@ -159,9 +153,5 @@ struct Alias {
 
 // Validates one aliases-file record. Throws ImportError at `where`.
 Alias parse_alias(const nlohmann::json& object, const Location& where);
-
-// Like find_profile_line, for the first alias of `anonymous`.
-std::optional<std::size_t> find_alias_line(const std::string& path, std::string_view anonymous,
-                                           std::size_t before);
 
 }  // namespace segsync

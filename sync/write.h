@@ -39,32 +39,36 @@ public:
     void put_meta(const segcore::SnapshotMeta& meta, const FeedPositions& feeds);
     void put_segment(const segcore::schema::SegmentDef& def);
     void put_attributes(const std::vector<segcore::schema::AttributeDef>& defs);
-    // false when this visitor is already in the snapshot; found by LMDB
-    // (MDB_NOOVERWRITE), so no id set is kept in memory.
-    bool put_profile(const Profile& profile);
-    // false when this anonymous id already has an alias (MDB_NOOVERWRITE).
-    bool put_alias(const Alias& alias);
+    // Profile and alias records in ascending key order, each key once (see
+    // sync/key_sorter.h): appended (MDB_APPEND), so each page is written once.
+    void append_profile(std::string_view key, std::string_view value);
+    void append_alias(std::string_view key, std::string_view value);
     // Commits what was written so far and goes on in a new transaction, so
     // a large import keeps a bounded number of dirty pages in memory. Safe:
     // nothing reads a staging environment before finish() and verify.
     void checkpoint();
     // The open write transaction, for stages that edit what was written.
-    segcore::Txn& txn() { return *txn_; }
+    segcore::Txn& txn();
     void put_block(const BlockContent& content);
     void put_experiment(const segcore::experiments::ExperimentDef& def);
     // Commits, closes the environment and sets the modes nginx workers need.
     void finish();
 
 private:
-    // false when `key` is already there.
-    bool put_new(MDB_dbi dbi, std::string_view key, std::string_view value);
     // Throws ImportError (write_error) when the commit fails.
     void commit();
+    void append(std::unique_ptr<segcore::Cursor>& cursor, MDB_dbi dbi, std::string_view key,
+                std::string_view value);
+    // LMDB closes a write transaction's cursors itself: close ours first.
+    void close_cursors();
 
     std::string dir_;
-    // Declared before txn_ so the transaction is gone before the env closes.
+    // Declared before txn_ so the transaction is gone before the env closes,
+    // and txn_ before the cursors, which go first.
     std::unique_ptr<segcore::Env> env_;
     std::unique_ptr<segcore::Txn> txn_;
+    std::unique_ptr<segcore::Cursor> profiles_cursor_;
+    std::unique_ptr<segcore::Cursor> aliases_cursor_;
     MDB_dbi meta_db_ = 0;
     MDB_dbi segments_db_ = 0;
     MDB_dbi profiles_db_ = 0;

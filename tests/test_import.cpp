@@ -269,8 +269,11 @@ std::vector<BadInput> bad_inputs() {
         // JSON parser's out_of_range escaped without FILE:LINE, and the
         // daemon took it for an environment error and retried the feed forever.
         {"number beyond a double", "", good + R"({"id":"k-1","kind":"known","segments":[],"attributes":{"ltv":-1e999}})" "\n",
-         false, 2, "invalid JSON: a number is out of range"},
+         false, 2, "invalid JSON: number overflow parsing '-1e999'"},
         {"non-object segment", "\"vip\"\n", "", true, 1, "expected a JSON object, got string"},
+        {"number no double holds", "", profile_line(kV1, "anonymous", "") + R"({"id":")" + kV2 +
+             R"(","kind":"anonymous","segments":[],"attributes":{"ltv":1e400}})" "\n",
+         false, 2, "invalid JSON: number overflow parsing '1e400'"},
         {"wrong type: id", "", R"({"id":42,"kind":"anonymous","segments":[]})" "\n", false, 1,
          R"(field "id" must be a string, got number)"},
         {"wrong type: priority", R"({"name":"vip","priority":"high"})" "\n", "", true, 1,

@@ -127,6 +127,18 @@ TEST_CASE("is_visitor_id accepts exactly one spelling of each 128-bit id", "[vis
         if (segcore::is_visitor_id(id.substr(0, 21) + last)) accepted += last;
     CHECK(accepted == "AQgw");
 
+    // The same verdict as decoding, whatever byte stands at whatever place.
+    unsigned char bytes[segcore::kVisitorIdBytes];
+    std::size_t disagreements = 0;
+    for (std::size_t i = 0; i < id.size(); ++i)
+        for (int c = 0; c < 256; ++c) {
+            std::string probe = id;
+            probe[i] = static_cast<char>(c);
+            bool decodes = base64::decode_url(probe, bytes, sizeof bytes).has_value();
+            if (segcore::is_visitor_id(probe) != decodes) ++disagreements;
+        }
+    CHECK(disagreements == 0);
+
     CHECK_FALSE(segcore::is_visitor_id(""));
     CHECK_FALSE(segcore::is_visitor_id(id.substr(0, 21)));
     CHECK_FALSE(segcore::is_visitor_id(id + "A"));
