@@ -77,7 +77,7 @@ sub free_bytes {
 # --- a full import that does not fit on the disk
 {
     my $before = live_state();
-    ($rc, $out) = import_snapshot($root, $SEG, profiles(60000, 'b', 'big'));
+    ($rc, $out) = import_snapshot($root, $SEG, profiles(150000, 'b', 'big'));
     is $rc, 1, 'an import bigger than the disk fails (exit status 1)';
     like $out, qr/the disk is full: \d+ KiB free on the file system of \Q$root\E/, 'the import says the disk is full'
         or diag $out;
