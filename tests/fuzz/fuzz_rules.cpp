@@ -3,7 +3,8 @@
 // "header.user-agent=...", "attribute.ltv=#12.5" for a number,
 // "member=vip" for a precomputed segment). Compiling arbitrary JSON either
 // gives a rule or throws RuleError; evaluating reads only the inputs and
-// segments the rule declares, is repeatable, and {"not": rule} is its
+// segments the rule declares, is repeatable, gives the same answer with
+// the per-request input cache as without, and {"not": rule} is its
 // negation.
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "segcore/rules.h"
 #include "tests/fuzz/fuzz.h"
@@ -33,7 +35,7 @@ struct Names : rules::SegmentNames {
 
 constexpr std::string_view kWords[rules::kInputKinds] = {
     "path", "query", "referrer_host", "header", "cookie", "context",
-    "device", "hour", "weekday", "visitor", "attribute"};
+    "device", "hour", "weekday", "visitor", "attribute", "first_seen_days"};
 
 // The request, looked up the way the module does: device and referrer_host
 // derive from the User-Agent and Referer headers.
@@ -55,7 +57,9 @@ public:
         }
     }
 
-    bool get(InputKind kind, std::string_view name, rules::Value& out) override {
+    bool get(const rules::Input& input, rules::Value& out) override {
+        InputKind kind = input.kind;
+        std::string_view name = input.name;
         FUZZ_CHECK(uses & rules::uses_bit(kind));
         if (kind == InputKind::device) {
             auto ua = find("header.user-agent");
@@ -103,19 +107,23 @@ private:
     std::set<std::uint32_t> members_;
 };
 
-std::optional<rules::Rule> compile(std::string_view json, std::string* error = nullptr) {
+std::optional<rules::Rule> compile(std::string_view json, rules::InputTable& table,
+                                   std::string* error = nullptr) {
     try {
-        return rules::Rule::compile(json, Names());
+        return rules::Rule::compile(json, Names(), table);
     } catch (const rules::RuleError& e) {  // anything else escapes: a crash
         if (error) *error = e.what();
         return std::nullopt;
     }
 }
 
-bool evaluate(const rules::Rule& rule, Request& request) {
+bool evaluate(const rules::Rule& rule, const rules::InputTable& table, Request& request) {
     request.uses = rule.uses();
     request.references = {rule.references().begin(), rule.references().end()};
-    return rule.evaluate(request);
+    bool matches = rule.evaluate(request);
+    std::vector<rules::CachedInput> cache(table.size());
+    FUZZ_CHECK(rule.evaluate(request, cache.data()) == matches);
+    return matches;
 }
 
 }  // namespace
@@ -123,20 +131,22 @@ bool evaluate(const rules::Rule& rule, Request& request) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     std::string_view input(reinterpret_cast<const char*>(data), size);
     std::string_view json = input.substr(0, input.find('\n'));
-    auto rule = compile(json);
+    rules::InputTable table;
+    auto rule = compile(json, table);
     if (!rule) return 0;
 
     Request request(input.substr(std::min(input.size(), json.size() + 1)));
-    bool matches = evaluate(*rule, request);
-    FUZZ_CHECK(evaluate(*rule, request) == matches);
+    bool matches = evaluate(*rule, table, request);
+    FUZZ_CHECK(evaluate(*rule, table, request) == matches);
 
     std::string error;
-    auto negated = compile("{\"not\":" + std::string(json) + "}", &error);
+    rules::InputTable negated_table;
+    auto negated = compile("{\"not\":" + std::string(json) + "}", negated_table, &error);
     if (!negated) {  // only one level more than the most a rule may nest
         FUZZ_CHECK(error.find("nested deeper than") != std::string::npos);
         return 0;
     }
     FUZZ_CHECK(negated->uses() == rule->uses());
-    FUZZ_CHECK(evaluate(*negated, request) == !matches);
+    FUZZ_CHECK(evaluate(*negated, negated_table, request) == !matches);
     return 0;
 }
