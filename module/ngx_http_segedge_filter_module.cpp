@@ -412,9 +412,13 @@ ngx_http_segedge_choose_blocks(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    catalogue.apply_variants(choices, n,
-        std::string_view((const char *) sctx->experiments.data,
-                         sctx->experiments.len));
+    if (catalogue.has_variants(choices, n)) {
+        ngx_str_t *experiments = ngx_http_segedge_experiments(r, sctx);
+
+        catalogue.apply_variants(choices, n,
+            std::string_view((const char *) experiments->data,
+                             experiments->len));
+    }
 
     elts = (ngx_http_segedge_block_t *)
                ngx_palloc(r->pool, n * sizeof(ngx_http_segedge_block_t));

@@ -108,8 +108,9 @@ static ngx_int_t ngx_http_segedge_lookup(ngx_http_request_t *r,
 static void ngx_http_segedge_refresh(ngx_http_request_t *r,
     ngx_http_segedge_main_conf_t *smcf);
 static void ngx_http_segedge_assign(ngx_http_request_t *r,
-    segcore::Snapshot *snapshot, segcore::VisitorClaims *claims,
-    segcore::metrics::Recorder *recorder, ngx_http_segedge_ctx_t *ctx);
+    ngx_http_segedge_ctx_t *ctx);
+static ngx_int_t ngx_http_segedge_experiments_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_segedge_variant_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_segedge_header_filter(ngx_http_request_t *r);
@@ -358,7 +359,8 @@ static ngx_http_variable_t  ngx_http_segedge_vars[] = {
       offsetof(ngx_http_segedge_ctx_t, stale),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
-    { ngx_string("segedge_experiments"), NULL, ngx_http_segedge_variable,
+    { ngx_string("segedge_experiments"), NULL,
+      ngx_http_segedge_experiments_variable,
       offsetof(ngx_http_segedge_ctx_t, experiments),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
@@ -421,6 +423,22 @@ ngx_http_segedge_generation_variable(ngx_http_request_t *r,
 }
 
 
+static ngx_int_t
+ngx_http_segedge_experiments_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_segedge_ctx_t  *ctx;
+
+    ctx = ngx_http_segedge_get_ctx(r);
+
+    if (ctx) {
+        (void) ngx_http_segedge_experiments(r, ctx);
+    }
+
+    return ngx_http_segedge_variable(r, v, data);
+}
+
+
 /*
  * $segedge_variant_<experiment>: the experiment's entry in the request's
  * exposure list, so every variable of a request agrees with
@@ -448,9 +466,11 @@ ngx_http_segedge_variant_variable(ngx_http_request_t *r,
     std::string_view id((const char *) name->data, name->len);
     id.remove_prefix(sizeof("segedge_variant_") - 1);
 
+    ngx_str_t *experiments = ngx_http_segedge_experiments(r, ctx);
+
     std::string_view variant = segcore::experiments::find_variant(
-        std::string_view((const char *) ctx->experiments.data,
-                         ctx->experiments.len), id);
+        std::string_view((const char *) experiments->data, experiments->len),
+        id);
 
     v->len = variant.size();
     v->data = (u_char *) variant.data();
@@ -601,11 +621,17 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
         }
     }
 
-    /* without the visitor's segments no variant can be targeted */
+    /*
+     * Bucketed on the anonymous id when there is one (so logging in keeps
+     * the variant), else on the known id; without the visitor's segments no
+     * variant can be targeted.
+     */
 
     if (rc == NGX_OK) {
-        ngx_http_segedge_assign(r, snapshot, &claims, smcf->metrics.recorder,
-                                ctx);
+        std::string_view id = claims.anonymous_id.empty() ? claims.known_id
+                                                          : claims.anonymous_id;
+        ctx->bucket_id.len = id.size();
+        ctx->bucket_id.data = (u_char *) id.data();
     }
 }
 
@@ -1106,34 +1132,56 @@ ngx_http_segedge_name_segments(ngx_http_request_t *r,
 
 
 /*
- * Variants of every experiment for the visitor, bucketed on the anonymous id
- * when there is one (so logging in keeps the variant), else the known id.
+ * Variants are assigned when first asked for, by a variable or by a block
+ * with variant content: only such a request exposes the visitor to an
+ * experiment and is counted, and the others skip the hashing.
  */
 
-static void
-ngx_http_segedge_assign(ngx_http_request_t *r, segcore::Snapshot *snapshot,
-    segcore::VisitorClaims *claims, segcore::metrics::Recorder *recorder,
+ngx_str_t *
+ngx_http_segedge_experiments(ngx_http_request_t *r,
     ngx_http_segedge_ctx_t *ctx)
 {
-    u_char       *p;
-    std::size_t   n;
+    if (!ctx->experiments_assigned) {
+        ctx->experiments_assigned = 1;
+        ngx_http_segedge_assign(r, ctx);
+    }
+
+    return &ctx->experiments;
+}
+
+
+static void
+ngx_http_segedge_assign(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
+{
+    u_char                      *p;
+    std::size_t                  n;
+    segcore::Snapshot           *snapshot;
+    segcore::metrics::Recorder  *recorder;
 
     segcore::experiments::Assignment
                   assigned[segcore::experiments::kMaxExperiments];
 
-    if (snapshot == NULL || snapshot->experiments().all().empty()) {
+    if (ctx->bucket_id.len == 0) {
         return;
     }
 
-    std::string_view id = claims->anonymous_id.empty() ? claims->known_id
-                                                       : claims->anonymous_id;
-    if (id.empty()) {
+    /* segment ids mean nothing in another snapshot than the one they were
+       read from */
+
+    snapshot = ngx_http_segedge_current_snapshot(r);
+
+    if (snapshot == NULL
+        || snapshot->meta().generation != ctx->snapshot_opened
+        || snapshot->experiments().all().empty())
+    {
         return;
     }
 
     const segcore::experiments::Catalogue &catalogue = snapshot->experiments();
 
-    n = catalogue.assign_all(ctx->segment_ids, ctx->nsegment_ids, id,
+    n = catalogue.assign_all(ctx->segment_ids, ctx->nsegment_ids,
+                             std::string_view((const char *) ctx->bucket_id.data,
+                                              ctx->bucket_id.len),
                              assigned);
     if (n == 0) {
         return;
@@ -1147,8 +1195,17 @@ ngx_http_segedge_assign(ngx_http_request_t *r, segcore::Snapshot *snapshot,
     ctx->experiments.data = p;
     ctx->experiments.len = catalogue.exposure_list(assigned, n, (char *) p);
 
+    recorder = ngx_http_segedge_recorder(r);
+
     if (recorder) {
-        recorder->exposures(assigned, n);
+        try {
+            recorder->use(snapshot, ctx->snapshot_opened);
+            recorder->exposures(assigned, n);
+
+        } catch (const std::exception &e) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "segedge: cannot count: %s", e.what());
+        }
     }
 }
 

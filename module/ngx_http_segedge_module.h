@@ -47,8 +47,11 @@ typedef struct {
     ngx_str_t                   known;
     ngx_str_t                   consent;
     ngx_str_t                   stale;
-    /* "experiment:variant,..." in experiment id order */
+    /* "experiment:variant,..." in experiment id order: assigned on first
+       use (ngx_http_segedge_experiments), bucketed on bucket_id */
     ngx_str_t                   experiments;
+    ngx_str_t                   bucket_id;
+    unsigned                    experiments_assigned:1;
 
     /* an id issued for this request, and the conf to send it with */
     u_char                      issued[segcore::kVisitorIdLength];
@@ -77,6 +80,11 @@ typedef struct {
 
 
 ngx_http_segedge_ctx_t *ngx_http_segedge_get_ctx(ngx_http_request_t *r);
+
+/* The visitor's variants, assigned and counted as exposures when first
+   asked for. */
+ngx_str_t *ngx_http_segedge_experiments(ngx_http_request_t *r,
+    ngx_http_segedge_ctx_t *ctx);
 
 /* The snapshot in use by this worker, or NULL. Valid until the next request
    resolves segments (which may switch to a newer one). */

@@ -25,6 +25,13 @@ bool BlockCatalogue::add_variant(std::string_view block, std::uint32_t segment, 
     return true;
 }
 
+bool BlockCatalogue::has_variants(const BlockChoice* choices, std::size_t n) const noexcept {
+    if (variants_.empty()) return false;
+    for (std::size_t i = 0; i < n; ++i)
+        if (variants_.count({choices[i].block, choices[i].segment})) return true;
+    return false;
+}
+
 void BlockCatalogue::apply_variants(BlockChoice* choices, std::size_t n,
                                     std::string_view exposures) const noexcept {
     if (variants_.empty() || exposures.empty()) return;

@@ -39,6 +39,9 @@ public:
     // Writes one choice per block that has content for any of them, in block
     // order, into `out` (room for size() entries); returns how many.
     std::size_t choose(const std::uint32_t* segments, std::size_t n, BlockChoice* out) const noexcept;
+    // Whether any of the choices has per-experiment content, i.e. whether
+    // the visitor's variants matter to this page.
+    bool has_variants(const BlockChoice* choices, std::size_t n) const noexcept;
     // Sets each choice's variant to the first of its (block, segment)'s
     // per-experiment contents that the visitor's exposure list
     // ($segedge_experiments) names; holdouts keep the segment's content.

@@ -2,7 +2,8 @@
 # README documents (checked against Perl's own SHA-256 here), routed to two
 # upstreams by map + proxy_pass, logged in an access log, and unchanged by a
 # republish that adds an unrelated experiment, by a reload and by login;
-# exposures are counted per experiment:variant in the metrics zone.
+# exposures are counted per experiment:variant in the metrics zone, only for
+# requests that read a variant.
 
 use SegEdge::Test;
 use Digest::SHA qw(sha256);
@@ -95,6 +96,11 @@ start_nginx(<<'EOF');
             add_header X-Blocks-Key $segedge_blocks_key always;
         }
 
+        location = /plain {
+            add_header X-Seg $segedge_segments always;
+            return 200 "plain\n";
+        }
+
         location = /status {
             segedge off;
             segedge_status;
@@ -149,6 +155,22 @@ for my $variant (qw(B control holdout)) {
     like $status, qr/"checkout:$variant":$n(?:,|\})/, "status counts checkout:$variant exposures";
 }
 like $status, qr/"promo:control":0(?:,|\})/, 'a paused experiment has its series, at zero';
+
+# Only a request that reads a variant exposes the visitor to it: a page
+# that reads nothing of the experiments counts nothing.
+sub checkout_exposures {
+    my $body = http_get('/status?format=json')->body;
+    my $n = 0;
+    $n += $1 while $body =~ /"checkout:\w+":(\d+)/g;
+    return $n;
+}
+my $exposed = checkout_exposures();
+for my $id (@vip[0 .. 4]) {
+    like http_get('/plain', Cookie => "segedge_id=$id")->value('X-Seg'), qr/vip/, 'a page that reads segments only';
+}
+is checkout_exposures(), $exposed, 'requests that read no variant count no exposure';
+http_get('/', Cookie => "segedge_id=$vip[0]");
+is checkout_exposures(), $exposed + 1, 'a request that reads its variant counts one exposure';
 
 my %hero_seen;
 for my $id (@vip[0 .. 9]) {

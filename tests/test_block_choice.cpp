@@ -145,6 +145,22 @@ TEST_CASE("a visitor with an experiment variant gets its content for the winning
                                                         {"offer", {"new", "<p>First order</p>"}}});
 }
 
+TEST_CASE("only a page whose chosen blocks have variant content asks for the visitor's variants",
+          "[blocks][choice][experiments]") {
+    Dir dir;
+    fixture::write_snapshot(dir.path, block_spec());
+    segcore::Snapshot snapshot(dir.path);
+    const auto& catalogue = snapshot.blocks();
+    auto has_variants = [&](std::vector<std::uint32_t> visitor) {
+        std::vector<segcore::BlockChoice> choices(catalogue.size());
+        std::size_t n = catalogue.choose(visitor.data(), visitor.size(), choices.data());
+        return catalogue.has_variants(choices.data(), n);
+    };
+    CHECK(has_variants({1}));       // vip's hero has checkout:B content
+    CHECK_FALSE(has_variants({4}));  // new's hero and offer have none
+    CHECK_FALSE(has_variants({}));
+}
+
 TEST_CASE("variant content without its segment's content is refused when opened", "[blocks][experiments]") {
     Dir dir;
     fixture::SnapshotSpec spec = block_spec();
