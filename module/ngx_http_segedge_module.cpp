@@ -627,11 +627,28 @@ ngx_http_segedge_resolve(ngx_http_request_t *r, ngx_http_segedge_ctx_t *ctx)
      * variant can be targeted.
      */
 
-    if (rc == NGX_OK) {
-        std::string_view id = claims.anonymous_id.empty() ? claims.known_id
-                                                          : claims.anonymous_id;
-        ctx->bucket_id.len = id.size();
-        ctx->bucket_id.data = (u_char *) id.data();
+    if (rc != NGX_OK) {
+        return;
+    }
+
+    if (!claims.anonymous_id.empty()) {
+        ctx->bucket_id.len = claims.anonymous_id.size();
+        ctx->bucket_id.data = (u_char *) claims.anonymous_id.data();
+        return;
+    }
+
+    /* the verified known id is on this function's stack */
+
+    if (!claims.known_id.empty()) {
+        ctx->bucket_id.data = (u_char *) ngx_pnalloc(r->pool,
+                                                     claims.known_id.size());
+        if (ctx->bucket_id.data == NULL) {
+            return;
+        }
+
+        ctx->bucket_id.len = claims.known_id.size();
+        ngx_memcpy(ctx->bucket_id.data, claims.known_id.data(),
+                   claims.known_id.size());
     }
 }
 
