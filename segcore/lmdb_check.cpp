@@ -64,10 +64,26 @@ public:
     DataFile(const DataFile&) = delete;
     DataFile& operator=(const DataFile&) = delete;
 
+    // Through a window of the pages after `offset`: a tree written in key
+    // order (MDB_APPEND) lies mostly in file order, so one pread(2) serves
+    // many pages instead of one each.
     void read(std::uint64_t offset, unsigned char* out, std::size_t n) const {
+        if (n > kWindow) {
+            read_some(offset, out, n, n);
+            return;
+        }
+        if (offset < window_offset_ || offset + n > window_offset_ + window_.size()) {
+            window_.resize(kWindow);
+            window_.resize(read_some(offset, window_.data(), kWindow, n));
+            window_offset_ = offset;
+        }
+        std::memcpy(out, window_.data() + (offset - window_offset_), n);
+    }
+    // At least `needed` bytes at `offset`, up to `capacity`; returns how many.
+    std::size_t read_some(std::uint64_t offset, unsigned char* out, std::size_t capacity, std::size_t needed) const {
         std::size_t done = 0;
-        while (done < n) {
-            ssize_t got = pread(fd_, out + done, n - done, static_cast<off_t>(offset + done));
+        while (done < needed) {
+            ssize_t got = pread(fd_, out + done, capacity - done, static_cast<off_t>(offset + done));
             if (got < 0 && errno == EINTR) continue;
             if (got < 0) throw LmdbFileError(std::string("cannot read data.mdb: ") + std::strerror(errno));
             if (got == 0)
@@ -75,6 +91,7 @@ public:
                                     " is past its end");
             done += static_cast<std::size_t>(got);
         }
+        return done;
     }
 
     // Meta page `index` (0 or 1); page 1 starts `page_size` bytes in.
@@ -94,7 +111,10 @@ public:
     }
 
 private:
+    static constexpr std::size_t kWindow = 256 * 1024;
     int fd_;
+    mutable std::vector<unsigned char> window_;
+    mutable std::uint64_t window_offset_ = 0;
 };
 
 struct Metas {

@@ -44,9 +44,10 @@ public:
     // with a faster parser; valid until the next call. false at end of file.
     bool next_line(std::string_view& line);
     // The next whole lines as read, newlines and blank lines included (at
-    // most what one read(2) brought, unless a line is longer); valid until
-    // the next call. lines() then counts them all. false at end of file.
-    bool next_lines(std::string_view& lines);
+    // most `limit` bytes and what one read(2) brought, unless a line is
+    // longer); valid until the next call. lines() then counts them all.
+    // false at end of file.
+    bool next_lines(std::string_view& lines, std::size_t limit);
     // Parses a line as next() does, with its errors at where().
     nlohmann::json parse(std::string_view text) const { return parse_line(text, where()); }
 

@@ -495,16 +495,23 @@ TEST_CASE("NDJSON is read in blocks of whole lines, counted as the line reader c
     const std::string long_line(3u << 20, 'x');  // longer than one read
     const std::string text = "a\n\n \r\n" + long_line + "\nb\r\nlast";
     std::string path = write_file(tmp.path() + "/lines", text);
-    segsync::NdjsonReader blocks(path);
-    std::string whole;
-    std::string_view chunk;
-    while (blocks.next_lines(chunk)) {
-        CHECK((chunk.back() == '\n' || whole.size() + chunk.size() == text.size()));
-        whole += chunk;
+    for (std::size_t limit : {std::size_t{4}, std::size_t{1} << 20}) {
+        segsync::NdjsonReader blocks(path);
+        std::string whole;
+        std::string_view chunk;
+        std::size_t chunks = 0;
+        while (blocks.next_lines(chunk, limit)) {
+            CHECK((chunk.back() == '\n' || whole.size() + chunk.size() == text.size()));
+            // Over the limit only when one line is.
+            CHECK((chunk.size() <= limit || chunk.find('\n') + 1 >= chunk.size()));
+            whole += chunk;
+            ++chunks;
+        }
+        CHECK(whole == text);
+        CHECK(blocks.lines() == 6);
+        CHECK(blocks.offset() == text.size());
+        if (limit == 4) CHECK(chunks == 5);  // "a\n\n", " \r\n", the long line, "b\r\n", "last"
     }
-    CHECK(whole == text);
-    CHECK(blocks.lines() == 6);
-    CHECK(blocks.offset() == text.size());
 
     segsync::NdjsonReader lines(path);
     std::vector<std::pair<std::size_t, std::size_t>> seen;  // line, size

@@ -96,6 +96,22 @@ TEST_CASE("the LMDB structure check passes a good snapshot", "[lmdb_check]") {
     CHECK(snapshot.verify().profiles == 600);
 }
 
+// The check reads data.mdb through a window of pages (256 KiB): a snapshot
+// several windows long, whole and cut short.
+TEST_CASE("the LMDB structure check reads a snapshot larger than its read window", "[lmdb_check]") {
+    fixture::SnapshotSpec spec;
+    spec.segments = {fixture::segment(1, "vip", 10)};
+    for (int i = 0; i < 30000; ++i) spec.profiles.push_back({fixture::visitor_id("w-" + std::to_string(i)), {1}});
+    auto good = fixture::temp_dir() + "/large";
+    fixture::write_snapshot(good, spec);
+    REQUIRE(fs::file_size(good + "/data.mdb") > 4 * 256 * 1024);
+    CHECK(segcore::Snapshot(good).verify().profiles == 30000);
+
+    auto cut = damaged_copy(good, [](std::string& b) { b.resize(b.size() / 2 / kPageSize * kPageSize + 100); });
+    CHECK_THROWS_WITH(segcore::Snapshot(cut), Catch::Contains("data.mdb is truncated"));
+    CHECK(survives_reading(cut));
+}
+
 TEST_CASE("the LMDB structure check refuses what would crash a reader", "[lmdb_check]") {
     auto good = good_snapshot();
     std::string expected;

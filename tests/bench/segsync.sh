@@ -68,6 +68,9 @@ for n in "${counts[@]}"; do
             my $attrs = $i % 2 ? "" : sprintf(q(,"attributes":{"rfm_recency":%d,"lifecycle":"repeat"}), 1 + $i % 5);
             printf qq({"id":"%s","kind":"anonymous","segments":[%s]%s}\n), encode_base64url(md5($i)), $segs, $attrs;
         }' "$n" > "$work/profiles.ndjson"
+    # The generator's output on disk first: its writeback would compete
+    # with the import's own fdatasync calls.
+    sync "$work/profiles.ndjson"
     bytes=$(stat -c %s "$work/profiles.ndjson")
     for run in $(seq 1 "$runs"); do import_once; done | perl -e '
         my ($n, $bytes) = @ARGV;
