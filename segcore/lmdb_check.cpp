@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 namespace segcore {
@@ -72,12 +73,12 @@ public:
             read_some(offset, out, n, n);
             return;
         }
-        if (offset < window_offset_ || offset + n > window_offset_ + window_.size()) {
-            window_.resize(kWindow);
-            window_.resize(read_some(offset, window_.data(), kWindow, n));
+        if (offset < window_offset_ || offset + n > window_offset_ + window_size_) {
+            if (!window_) window_.reset(new unsigned char[kWindow]);
+            window_size_ = read_some(offset, window_.get(), kWindow, n);
             window_offset_ = offset;
         }
-        std::memcpy(out, window_.data() + (offset - window_offset_), n);
+        std::memcpy(out, window_.get() + (offset - window_offset_), n);
     }
     // At least `needed` bytes at `offset`, up to `capacity`; returns how many.
     std::size_t read_some(std::uint64_t offset, unsigned char* out, std::size_t capacity, std::size_t needed) const {
@@ -94,10 +95,13 @@ public:
         return done;
     }
 
-    // Meta page `index` (0 or 1); page 1 starts `page_size` bytes in.
+    // Meta page `index` (0 or 1); page 1 starts `page_size` bytes in. Read
+    // on its own, not through the window: a writer committing twice
+    // overwrites the meta page of a reader's transaction, so it is read as
+    // soon as it can be.
     Meta meta(int index, std::uint32_t page_size) const {
         unsigned char page[kPageHeader + kMetaSize];
-        read(index == 0 ? 0 : page_size, page, sizeof page);
+        read_some(index == 0 ? 0 : page_size, page, sizeof page, sizeof page);
         const unsigned char* m = page + kPageHeader;
         if (!(load<std::uint16_t>(page + 10) & kMeta) || load<std::uint32_t>(m) != kMagic ||
             load<std::uint32_t>(m + 4) != kDataVersion)
@@ -113,8 +117,9 @@ public:
 private:
     static constexpr std::size_t kWindow = 256 * 1024;
     int fd_;
-    mutable std::vector<unsigned char> window_;
+    mutable std::unique_ptr<unsigned char[]> window_;  // allocated on first use, never zeroed
     mutable std::uint64_t window_offset_ = 0;
+    mutable std::size_t window_size_ = 0;
 };
 
 struct Metas {
