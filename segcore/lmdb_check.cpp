@@ -67,12 +67,9 @@ public:
 
     // Through a window of the pages after `offset`: a tree written in key
     // order (MDB_APPEND) lies mostly in file order, so one pread(2) serves
-    // many pages instead of one each.
+    // many pages instead of one each. `n` is at most a page: the page size
+    // is checked before any tree is read.
     void read(std::uint64_t offset, unsigned char* out, std::size_t n) const {
-        if (n > kWindow) {
-            read_some(offset, out, n, n);
-            return;
-        }
         if (offset < window_offset_ || offset + n > window_offset_ + window_size_) {
             if (!window_) window_.reset(new unsigned char[kWindow]);
             window_size_ = read_some(offset, window_.get(), kWindow, n);
@@ -116,6 +113,7 @@ public:
 
 private:
     static constexpr std::size_t kWindow = 256 * 1024;
+    static_assert(kWindow >= kMaxPageSize, "a page must fit in the window");
     int fd_;
     mutable std::unique_ptr<unsigned char[]> window_;  // allocated on first use, never zeroed
     mutable std::uint64_t window_offset_ = 0;
