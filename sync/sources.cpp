@@ -86,14 +86,10 @@ bool NdjsonReader::next_lines(std::string_view& lines, std::size_t limit) {
     for (;;) {
         const char* start = buffer_.data() + begin_;
         std::size_t unread = end_ - begin_;
-        const char* last = nullptr;
-        if (unread > limit) {
-            last = static_cast<const char*>(memrchr(start, '\n', limit));
-            if (!last)  // a line longer than the limit: it alone
-                last = static_cast<const char*>(std::memchr(start + limit, '\n', unread - limit));
-        } else if (unread > 0) {
-            last = static_cast<const char*>(memrchr(start, '\n', unread));
-        }
+        std::size_t scan = std::min(unread, limit);
+        auto* last = static_cast<const char*>(scan ? memrchr(start, '\n', scan) : nullptr);
+        if (!last && unread > limit)  // a line longer than the limit: it alone
+            last = static_cast<const char*>(std::memchr(start + limit, '\n', unread - limit));
         if (last || (eof_ && unread > 0)) {
             std::size_t length = last ? static_cast<std::size_t>(last + 1 - start) : unread;
             lines = std::string_view(start, length);
